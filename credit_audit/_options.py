@@ -1,0 +1,54 @@
+"""The audit's settings as plain data (no pytest import): what decides the numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class AuditOptions:
+    """Every setting of one audit run; printed in the report header and stored in the JSON."""
+
+    ckpts: list = field(default_factory=list)
+    claims: str | None = None
+    model: str | None = None
+    model_kwargs: dict | None = None
+    data: str | None = None
+    data_root: str | None = None
+    data_download: bool = False
+    n_eval: int | None = None
+    bs_seed: int | None = None
+    bs_device: str = "auto"
+    device: str = "auto"
+    trust_pickle: bool = False
+    html: str | None = None
+    json: str | None = None
+    fail_on: str = "fail"
+    null_draws: int = 1000
+    null_seed: int = 12345
+    metric: str | None = None
+    thresholds: dict = field(default_factory=dict)
+
+    def resolved_device(self) -> str:
+        """``auto`` -> ``cuda`` when available, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def deciding(self) -> dict:
+        """The options that decide the numbers (header, JSON provenance)."""
+        return {
+            "device": self.resolved_device(),
+            "data": self.data,
+            "data_root": self.data_root,
+            "n_eval": self.n_eval if self.n_eval is not None else "1024 or the whole split",
+            "bs_seed": self.bs_seed,
+            "bs_device": self.bs_device,
+            "null_draws": self.null_draws,
+            "null_seed": self.null_seed,
+            "model": self.model or "built-in ResidualMLP (sizes from the state_dict)",
+            "model_kwargs": self.model_kwargs,
+            "thresholds": {f"{k[0]}.{k[1]}": v for k, v in sorted(self.thresholds.items())},
+        }

@@ -1,0 +1,101 @@
+"""Pitfall 5: the choice of aggregation moves the headline.
+
+From the per-sample cosines ``c[l, n]``: {mean, median} over samples × {mean, median} over
+layers (the seeds' four), the pooled mean over all (l, n), and the deep-layer mean (l ≥ 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from credit_audit.pitfalls._common import FAIL, PASS, WARN, compose, table
+
+__all__ = ["AggregationResult", "aggregations", "measure", "verdict"]
+
+SEED_FOUR = (
+    "mean_samples_mean_layers",
+    "median_samples_mean_layers",
+    "mean_samples_median_layers",
+    "median_samples_median_layers",
+)
+
+
+def aggregations(cos) -> dict:
+    """All strategies from a (L+1, N) cosine matrix, as floats.
+
+    ``torch.median`` returns the lower of the two middle values for an even count; the seeds
+    use ``np.median`` (their average), so the medians here follow numpy.
+
+    Example:
+        >>> import torch
+        >>> c = torch.tensor([[0.4, 0.2, 0.0], [0.1, 0.1, 0.1]], dtype=torch.float64)
+        >>> a = aggregations(c)
+        >>> round(a["mean_samples_mean_layers"], 6), round(a["median_samples_median_layers"], 6)
+        (0.15, 0.15)
+    """
+    import numpy as np
+
+    c = np.asarray(cos.detach().cpu().double().numpy() if hasattr(cos, "detach") else cos,
+                   dtype=np.float64)
+    mean_s = c.mean(axis=1)
+    med_s = np.median(c, axis=1)
+    return {
+        "mean_samples_mean_layers": float(mean_s.mean()),
+        "median_samples_mean_layers": float(med_s.mean()),
+        "mean_samples_median_layers": float(np.median(mean_s)),
+        "median_samples_median_layers": float(np.median(med_s)),
+        "pooled_mean": float(c.mean()),
+        "deep_layer_mean": float(mean_s[1:].mean()) if len(mean_s) > 1 else float("nan"),
+    }
+
+
+@dataclass
+class AggregationResult:
+    """Every aggregation, their spread and max/min ratio of absolute values."""
+
+    strategies: dict
+    spread: float
+    ratio: float
+    signs_disagree: bool
+
+    def as_numbers(self) -> dict:
+        return asdict(self)
+
+
+def measure(cos) -> AggregationResult:
+    """Aggregate ``c[l, n]`` every way and measure how far the results disagree."""
+    strategies = aggregations(cos)
+    values = [v for v in strategies.values() if v == v]
+    mags = [abs(v) for v in values]
+    ratio = max(mags) / min(mags) if min(mags) > 0 else float("inf")
+    signs = {v > 0 for v in values if v != 0}
+    return AggregationResult(strategies, max(values) - min(values), ratio, len(signs) > 1)
+
+
+def verdict(result: AggregationResult, thresholds: dict, item: dict,
+            protocol_fixed: bool = False):
+    """FAIL on opposite signs or ratio > fail_ratio; WARN above warn_ratio.
+
+    ``protocol_fixed``: a claim names its aggregation and reports per-layer values, so the
+    spread is reported but does not fail.
+    """
+    t = thresholds
+    rows = [[k, v] for k, v in result.strategies.items()]
+    measured = (f"spread {result.spread:.4f}, max/min |value| ratio {result.ratio:.2f} over "
+                f"{len(rows)} strategies; FAIL on a sign disagreement or ratio > "
+                f"{t['fail_ratio']:g}, WARN > {t['warn_ratio']:g}.\n"
+                + table(["aggregation", "value"], rows))
+    if result.signs_disagree:
+        status, head = FAIL, "the aggregations disagree in sign"
+    elif result.ratio > t["fail_ratio"]:
+        status, head = FAIL, f"the aggregations differ {result.ratio:.2f}× (> {t['fail_ratio']:g})"
+    elif result.ratio > t["warn_ratio"]:
+        status, head = WARN, f"the aggregations differ {result.ratio:.2f}× (> {t['warn_ratio']:g})"
+    else:
+        status, head = PASS, f"the aggregations agree within {result.ratio:.2f}×"
+    if protocol_fixed and status != PASS:
+        measured += (f"\nThe claim names its aggregation and reports per-layer values: "
+                     f"reported, not failed ({head}).")
+        status = PASS
+        head = f"spread reported ({result.ratio:.2f}×); the claim fixes its aggregation"
+    return compose(status, head, measured, item, result.as_numbers())

@@ -1,0 +1,179 @@
+"""Pitfall 3: a metric with no calibration anchors.
+
+Positive control ``a_l = g_l`` (Γ = 1, ρ ≈ 1 by Taylor), negative control ``a_l`` = seeded random
+vectors (≈ 0), both for Γ and for the perturbation correlation ρ, in the pipeline's precision and
+in float64. ρ_l: for each sample, M unit directions δ, loss change ``ℓ_n(h_l + εδ) − ℓ_n(h_l)``
+from one batched forward pass from layer l, Pearson correlation with ``δ·a_l`` across the M
+directions, then the mean over samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from credit_audit.pitfalls._common import FAIL, PASS, compose, cosine_unclamped, table
+
+__all__ = ["AnchorsResult", "loss_changes", "measure", "pearson_rows", "verdict"]
+
+
+def pearson_rows(u, v):
+    """Pearson correlation of ``u[:, n]`` with ``v[:, n]`` for every n (float64).
+
+    A column with zero variance in either input has no correlation: it gets 0 and is
+    flagged in the returned mask.
+
+    Example:
+        >>> import torch
+        >>> u = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
+        >>> r, degenerate = pearson_rows(u, 2 * u)
+        >>> r.tolist(), degenerate.tolist()
+        ([1.0, 0.0], [False, True])
+    """
+    import torch
+
+    u = u.double() - u.double().mean(0)
+    v = v.double() - v.double().mean(0)
+    su = torch.linalg.vector_norm(u, dim=0)
+    sv = torch.linalg.vector_norm(v, dim=0)
+    degenerate = (su == 0) | (sv == 0)
+    r = (u * v).sum(0) / torch.where(degenerate, 1.0, su * sv)
+    return torch.where(degenerate, 0.0, r).clamp(-1, 1), degenerate
+
+
+def loss_changes(forward_from, layer: int, h, y, deltas, eps: float, chunk_rows: int = 1 << 16):
+    """``ℓ_n(h + ε δ_m) − ℓ_n(h)`` for all (m, n), batched over the M directions.
+
+    Args:
+        forward_from: ``(layer, h) -> logits``.
+        h: (N, d) hidden state in the pipeline's dtype; deltas: (M, N, d) unit directions.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    m, n, d = deltas.shape
+    with torch.no_grad():
+        per_chunk = max(1, chunk_rows // n)
+        out = []
+        for start in range(0, m, per_chunk):
+            dl = deltas[start:start + per_chunk].to(h.dtype)
+            k = dl.shape[0]
+            # The unperturbed rows ride in the same call as the perturbed ones, so both see
+            # the same kernels and the difference holds only the perturbation's effect.
+            hp = torch.cat([h.unsqueeze(0), h.unsqueeze(0) + eps * dl]).reshape((k + 1) * n, d)
+            loss = F.cross_entropy(forward_from(layer, hp), y.repeat(k + 1), reduction="none")
+            loss = loss.reshape(k + 1, n)
+            out.append(loss[1:] - loss[0])
+    return torch.cat(out)
+
+
+@dataclass
+class AnchorsResult:
+    """Anchors and the signal for Γ and ρ, per layer, in the pipeline precision and float64."""
+
+    eps: float
+    directions: int
+    eps_rel_median_h: list  # ε / median ‖h_l‖
+    gamma: dict  # {"positive", "negative", "signal", "anchored"} -> per-layer list
+    rho: dict  # {"fp32"|"fp64": {"positive", "negative", "signal", "anchored", "degenerate"}}
+    pipeline: str = "fp32"
+
+    def as_numbers(self) -> dict:
+        return asdict(self)
+
+
+def _anchored(v, pos, neg):
+    span = pos - neg
+    return (v - neg) / span if span != 0 else float("nan")
+
+
+def measure(hs, grads, signal, y, forward_from, hs64=None, grads64=None, signal64=None,
+            forward_from64=None, eps: float = 1e-3, directions: int = 32,
+            seed: int = 0) -> AnchorsResult:
+    """Anchor Γ and ρ with the perfect signal (g_l) and seeded random vectors.
+
+    The same directions δ and random vectors serve both precisions, so the float64 column
+    differs from the float32 one only by the arithmetic.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    result = AnchorsResult(eps, directions, [], {k: [] for k in
+                                                 ("positive", "negative", "signal", "anchored")},
+                           {})
+    precisions = {"fp32": (hs, grads, signal, forward_from)}
+    if forward_from64 is not None:
+        precisions["fp64"] = (hs64, grads64, signal64, forward_from64)
+    for name in precisions:
+        result.rho[name] = {k: [] for k in
+                            ("positive", "negative", "signal", "anchored", "degenerate")}
+    for layer in range(len(hs)):
+        n, d = hs[layer].shape
+        deltas = torch.randn(directions, n, d, generator=gen, dtype=torch.float64)
+        deltas /= torch.linalg.vector_norm(deltas, dim=-1, keepdim=True)
+        noise = torch.randn(n, d, generator=gen, dtype=torch.float64)
+        g = grads[layer]
+        hnorm = torch.linalg.vector_norm(hs[layer].double(), dim=-1).median().item()
+        result.eps_rel_median_h.append(eps / hnorm if hnorm > 0 else float("inf"))
+        pos = cosine_unclamped(g, g).mean().item()
+        neg = cosine_unclamped(noise.to(g.device), g).mean().item()
+        sig = cosine_unclamped(signal[layer], g).mean().item()
+        for key, v in (("positive", pos), ("negative", neg), ("signal", sig),
+                       ("anchored", _anchored(sig, pos, neg))):
+            result.gamma[key].append(v)
+        for name, (h_p, g_p, s_p, fwd) in precisions.items():
+            dev = h_p[layer].device
+            dl = deltas.to(dev)
+            dloss = loss_changes(fwd, layer, h_p[layer], y, dl, eps)
+            rows = {}
+            for key, vec in (("positive", g_p[layer]), ("negative", noise.to(dev)),
+                             ("signal", s_p[layer])):
+                proj = torch.einsum("mnd,nd->mn", dl, vec.double())
+                r, degenerate = pearson_rows(dloss, proj)
+                rows[key] = r.mean().item()
+                if key == "positive":
+                    result.rho[name]["degenerate"].append(degenerate.double().mean().item())
+            for key in ("positive", "negative", "signal"):
+                result.rho[name][key].append(rows[key])
+            result.rho[name]["anchored"].append(
+                _anchored(rows["signal"], rows["positive"], rows["negative"]))
+    return result
+
+
+def verdict(result: AnchorsResult, thresholds: dict, item: dict):
+    """FAIL when a positive anchor < ``min_positive`` or a negative anchor is off 0."""
+    t = thresholds
+    pipe = result.rho[result.pipeline]
+    fp64 = result.rho.get("fp64")
+    reasons, fixes = [], []
+    for layer in range(len(result.eps_rel_median_h)):
+        if not pipe["positive"][layer] >= t["min_positive"]:
+            reasons.append(f"l{layer}: ρ(g) = {pipe['positive'][layer]:+.3f} < "
+                           f"{t['min_positive']:g}")
+            if fp64 and fp64["positive"][layer] >= t["min_positive"]:
+                fixes.append(f"l{layer}: float64 gives ρ(g) = {fp64['positive'][layer]:+.3f}")
+            if result.eps_rel_median_h[layer] < 1e-6:
+                fixes.append(f"l{layer}: ε/median‖h‖ = {result.eps_rel_median_h[layer]:.1e}: "
+                             "scale ε to ‖h_l‖")
+        for kind, values in (("ρ", pipe["negative"]), ("Γ", result.gamma["negative"])):
+            if not abs(values[layer]) <= t["max_abs_negative"]:
+                reasons.append(f"l{layer}: negative anchor {kind} = {values[layer]:+.3f} outside "
+                               f"±{t['max_abs_negative']:g}")
+    rows = [[f"l{i}", result.eps_rel_median_h[i], pipe["positive"][i],
+             fp64["positive"][i] if fp64 else float("nan"), pipe["negative"][i],
+             pipe["signal"][i], pipe["anchored"][i], result.gamma["anchored"][i]]
+            for i in range(len(result.eps_rel_median_h))]
+    measured = (
+        f"ρ with M={result.directions} directions, ε={result.eps:g}; thresholds: positive anchor "
+        f"≥ {t['min_positive']:g} in {result.pipeline}, negative anchors within "
+        f"±{t['max_abs_negative']:g}.\n"
+        + table(["layer", "ε/med‖h‖", f"ρ(g) {result.pipeline}", "ρ(g) fp64", "ρ(rand)",
+                 "ρ(signal)", "ρ anchored", "Γ anchored"], rows)
+    )
+    if fixes:
+        measured += "\nWhat fixes it: " + "; ".join(fixes)
+    if reasons:
+        return compose(FAIL, "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""),
+                       measured, item, result.as_numbers())
+    head = (f"min ρ(g) {min(pipe['positive']):+.3f}, max |ρ(rand)| "
+            f"{max(abs(v) for v in pipe['negative']):.3f}")
+    return compose(PASS, head, measured, item, result.as_numbers())

@@ -1,0 +1,159 @@
+"""Pitfall 1: the eps clamp of ``F.cosine_similarity`` shrinks the cosine of tiny gradients.
+
+``F.cosine_similarity(a, g, eps=1e-8)`` divides by ``max(‖a‖, eps)·max(‖g‖, eps)``: when
+``‖g‖ < eps`` the cosine is multiplied by ``‖g‖/eps``. ``measure`` compares Γ_l both ways on the
+pipeline's tensors; ``measure_synthetic`` runs a known-answer case with no checkpoint, against
+any metric function ``(a, g) -> per-row cosines``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from credit_audit.pitfalls._common import FAIL, PASS, compose, cosine_unclamped, table
+
+__all__ = ["EpsClampingResult", "SyntheticResult", "measure", "measure_synthetic", "verdict",
+           "verdict_synthetic"]
+
+SYNTHETIC_SCALES = (1.0, 1e-4, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12)
+SYNTHETIC_COSINES = (0.9, 0.6, 0.3, -0.5)
+
+
+@dataclass
+class EpsClampingResult:
+    """Per-layer Γ with the unclamped cosine and with torch's default eps."""
+
+    eps: float
+    gamma_unclamped: list
+    gamma_torch_default: list
+    bias: list  # torch default − unclamped
+    clamped_share: list  # rows with ‖a‖ < eps or ‖g‖ < eps
+    g_norm_median: list
+
+    def as_numbers(self) -> dict:
+        return asdict(self)
+
+
+def measure(a: list, g: list, eps: float = 1e-8) -> EpsClampingResult:
+    """Compare Γ_l = mean_n cos(a_l, g_l) with and without the eps clamp.
+
+    Args:
+        a: per-layer credit signals, each (N, d), in the pipeline's dtype.
+        g: per-layer reference gradients, each (N, d).
+        eps: the clamp of ``F.cosine_similarity``.
+
+    Example:
+        >>> import torch
+        >>> a = [torch.tensor([[1.0, 0.0]])]
+        >>> g = [torch.tensor([[1e-9, 0.0]])]
+        >>> r = measure(a, g)
+        >>> round(r.gamma_unclamped[0], 6), round(r.gamma_torch_default[0], 6)
+        (1.0, 0.1)
+    """
+    import torch
+    import torch.nn.functional as F
+
+    out = EpsClampingResult(eps, [], [], [], [], [])
+    for al, gl in zip(a, g):
+        un = cosine_unclamped(al, gl).mean().item()
+        td = F.cosine_similarity(al, gl, dim=-1, eps=eps).to(torch.float64).mean().item()
+        an = torch.linalg.vector_norm(al.double(), dim=-1)
+        gn = torch.linalg.vector_norm(gl.double(), dim=-1)
+        out.gamma_unclamped.append(un)
+        out.gamma_torch_default.append(td)
+        out.bias.append(td - un)
+        out.clamped_share.append(((an < eps) | (gn < eps)).double().mean().item())
+        out.g_norm_median.append(gn.median().item())
+    return out
+
+
+def verdict(result: EpsClampingResult, thresholds: dict, item: dict):
+    """FAIL when any layer's |bias| exceeds ``max_abs_bias``."""
+    limit = thresholds["max_abs_bias"]
+    bad = [i for i, b in enumerate(result.bias) if abs(b) > limit]
+    worst = max(range(len(result.bias)), key=lambda i: abs(result.bias[i]))
+    rows = [[f"l{i}", result.g_norm_median[i], result.clamped_share[i],
+             result.gamma_unclamped[i], result.gamma_torch_default[i], result.bias[i]]
+            for i in range(len(result.bias))]
+    measured = (
+        f"Γ_l with the unclamped cosine vs F.cosine_similarity(eps={result.eps:g}); "
+        f"threshold |bias| ≤ {limit:g}.\n"
+        + table(["layer", "median‖g‖", "clamped", "Γ unclamped", "Γ torch", "bias"], rows)
+    )
+    if bad:
+        head = (f"the eps clamp moves Γ by {result.bias[worst]:+.4f} at layer {worst} "
+                f"(|bias| > {limit:g} at layers {', '.join(map(str, bad))})")
+        return compose(FAIL, head, measured, item, result.as_numbers())
+    head = f"max |bias| {abs(result.bias[worst]):.2e} ≤ {limit:g}"
+    return compose(PASS, head, measured, item, result.as_numbers())
+
+
+@dataclass
+class SyntheticResult:
+    """The known-answer case: pairs with a built-in cosine at gradient scales down to 1e-12."""
+
+    metric: str
+    scales: list
+    expected: list
+    max_error: list  # per scale, the metric's largest |obtained − expected|
+    torch_default_max_error: list
+
+    def as_numbers(self) -> dict:
+        return asdict(self)
+
+
+def _synthetic_pairs(scale: float, d: int = 64, seed: int = 0):
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(d, 2 * len(SYNTHETIC_COSINES), generator=gen,
+                                       dtype=torch.float64))
+    cs = torch.tensor(SYNTHETIC_COSINES, dtype=torch.float64)
+    u, v = q[:, 0::2].T, q[:, 1::2].T
+    a = u
+    g = scale * (cs[:, None] * u + (1 - cs[:, None] ** 2).sqrt() * v)
+    return a.float(), g.float()
+
+
+def measure_synthetic(metric=None, metric_name: str = "credit_audit unclamped cosine"):
+    """Run ``metric(a, g) -> per-row cosines`` on pairs with known cosines at tiny scales.
+
+    Example:
+        >>> r = measure_synthetic()
+        >>> max(r.max_error) < 1e-4
+        True
+    """
+    import torch
+    import torch.nn.functional as F
+
+    metric = metric or cosine_unclamped
+    expected = list(SYNTHETIC_COSINES)
+    out = SyntheticResult(metric_name, list(SYNTHETIC_SCALES), expected, [], [])
+    for scale in SYNTHETIC_SCALES:
+        a, g = _synthetic_pairs(scale)
+        truth = torch.tensor(expected, dtype=torch.float64)
+        got = torch.as_tensor(metric(a, g)).to(torch.float64).reshape(-1)
+        if got.shape != truth.shape:
+            raise ValueError(f"{metric_name} returned shape {tuple(got.shape)} for "
+                             f"{len(expected)} rows; expected one cosine per row")
+        out.max_error.append((got - truth).abs().max().item())
+        td = F.cosine_similarity(a, g, dim=-1).to(torch.float64)
+        out.torch_default_max_error.append((td - truth).abs().max().item())
+    return out
+
+
+def verdict_synthetic(result: SyntheticResult, thresholds: dict, item: dict):
+    """FAIL when the metric misses the built-in cosine by more than ``synthetic_tolerance``."""
+    tol = thresholds["synthetic_tolerance"]
+    rows = [[f"{s:g}", e, t] for s, e, t in
+            zip(result.scales, result.max_error, result.torch_default_max_error)]
+    measured = (f"{result.metric} on pairs with cosines {result.expected} and ‖g‖ from 1 to "
+                f"1e-12; tolerance {tol:g}.\n"
+                + table(["‖g‖", "metric max error", "F.cosine_similarity max error"], rows))
+    bad = [s for s, e in zip(result.scales, result.max_error) if not e <= tol]
+    if bad:
+        head = (f"{result.metric} misses the known cosine at ‖g‖ ≤ {max(bad):g} "
+                f"(error {max(result.max_error):.3g} > {tol:g})")
+        return compose(FAIL, head, measured, item, result.as_numbers())
+    head = f"{result.metric} returns the known cosine at every scale (error ≤ {tol:g})"
+    return compose(PASS, head, measured, item, result.as_numbers())

@@ -1,0 +1,155 @@
+"""Pitfall 2: reference gradients at the float32 floor.
+
+Per layer: median ‖g_l‖, support ``s(τ)``, the float64 recomputation (per-row relative error,
+rows that vanish in float32 only, rows more than 1% off, Γ fp32 vs fp64), energy concentration
+in the top 1% / 10% of samples, and who the active samples are (seed 003).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from credit_audit.pitfalls._common import FAIL, PASS, WARN, compose, table
+
+__all__ = ["GradientFloorResult", "measure", "sample_profile", "verdict"]
+
+
+@dataclass
+class GradientFloorResult:
+    """All per-layer numbers of the gradient-floor check (lists indexed by layer)."""
+
+    taus: list
+    tau_active: float
+    median_norm: list
+    support: list  # per layer: {str(tau): share of rows with ‖g‖ > tau}
+    rel_error_median: list
+    rel_error_max: list
+    vanished_share: list  # zero in float32, non-zero in float64
+    off_share: list  # relative error > row_rel_error
+    gamma_fp32: list
+    gamma_fp64: list
+    gamma_diff: list
+    energy_top1: list
+    energy_top10: list
+    active: list  # per layer: profile of active vs inactive samples
+
+    def as_numbers(self) -> dict:
+        return asdict(self)
+
+
+def _top_share(energy, frac: float) -> float:
+    total = energy.sum()
+    if total <= 0:
+        return float("nan")
+    k = max(1, int(len(energy) * frac))
+    return (energy.sort(descending=True).values[:k].sum() / total).item()
+
+
+def sample_profile(logits, y):
+    """Per-sample misclassification, margin ``p_y − max_{k≠y} p_k``, entropy and loss."""
+    import torch
+    import torch.nn.functional as F
+
+    logits = logits.double()
+    p = logits.softmax(-1)
+    idx = torch.arange(len(y), device=y.device)
+    p_true = p[idx, y]
+    others = p.clone()
+    others[idx, y] = -1.0
+    return {
+        "miscls": (logits.argmax(-1) != y).double(),
+        "margin": p_true - others.max(-1).values,
+        "entropy": -(p * torch.log(p.clamp_min(1e-300))).sum(-1),
+        "loss": F.cross_entropy(logits, y, reduction="none"),
+    }
+
+
+def _subset(profile: dict, cos_l, mask) -> dict:
+    if not bool(mask.any()):
+        return {"n": 0, **{k: None for k in (*profile, "gamma")}}
+    out = {"n": int(mask.sum())}
+    out.update({k: v[mask].mean().item() for k, v in profile.items()})
+    out["gamma"] = cos_l[mask].mean().item()
+    return out
+
+
+def measure(g32, g64, cos32, cos64, logits, y, taus, tau_active: float,
+            row_rel_error: float = 0.01) -> GradientFloorResult:
+    """Measure the float32 reference gradients against their float64 recomputation.
+
+    Args:
+        g32, g64: per-layer gradients (N, d) in float32 and float64.
+        cos32, cos64: (L+1, N) cosines of the credit signal with g32 and with g64.
+        logits, y: the float32 logits and labels (for the active-sample profile).
+        taus: support thresholds; tau_active: the active/inactive split.
+        row_rel_error: a row is "off" above this relative error.
+    """
+    import torch
+
+    profile = sample_profile(logits, y)
+    r = GradientFloorResult(list(taus), tau_active, *([] for _ in range(12)))
+    for layer, (a, b) in enumerate(zip(g32, g64)):
+        n32 = torch.linalg.vector_norm(a.double(), dim=-1)
+        n64 = torch.linalg.vector_norm(b, dim=-1)
+        rel = torch.linalg.vector_norm(a.double() - b, dim=-1) / n64.clamp_min(1e-300)
+        rel = torch.where(n64 > 0, rel, torch.where(n32 > 0, torch.inf, 0.0))
+        r.median_norm.append(n32.median().item())
+        r.support.append({f"{t:g}": (n32 > t).double().mean().item() for t in taus})
+        r.rel_error_median.append(rel.median().item())
+        r.rel_error_max.append(rel.max().item())
+        r.vanished_share.append(((n32 == 0) & (n64 > 0)).double().mean().item())
+        r.off_share.append((rel > row_rel_error).double().mean().item())
+        g_a, g_b = cos32[layer].mean().item(), cos64[layer].mean().item()
+        r.gamma_fp32.append(g_a)
+        r.gamma_fp64.append(g_b)
+        r.gamma_diff.append(g_a - g_b)
+        energy = n32**2
+        r.energy_top1.append(_top_share(energy, 0.01))
+        r.energy_top10.append(_top_share(energy, 0.10))
+        active = n32 > tau_active
+        r.active.append({"active": _subset(profile, cos32[layer], active),
+                         "inactive": _subset(profile, cos32[layer], ~active)})
+    return r
+
+
+def verdict(result: GradientFloorResult, thresholds: dict, item: dict):
+    """FAIL on a floor-level median, a Γ that moves in float64, or vanished / off rows."""
+    t = thresholds
+    key = f"{t['support_tau']:g}"
+    reasons, warns = [], []
+    for layer in range(len(result.median_norm)):
+        if not result.median_norm[layer] >= t["min_median_norm"]:
+            reasons.append(f"l{layer}: median ‖g‖ {result.median_norm[layer]:.2e} < "
+                           f"{t['min_median_norm']:g}")
+        if not abs(result.gamma_diff[layer]) <= t["max_gamma_fp64_diff"]:
+            reasons.append(f"l{layer}: |Γ fp32 − Γ fp64| {abs(result.gamma_diff[layer]):.4f} > "
+                           f"{t['max_gamma_fp64_diff']:g}")
+        if result.vanished_share[layer] > t["max_vanished_share"]:
+            reasons.append(f"l{layer}: {result.vanished_share[layer]:.1%} of rows vanish in "
+                           f"float32 (> {t['max_vanished_share']:.0%})")
+        if result.off_share[layer] > t["max_off_share"]:
+            reasons.append(f"l{layer}: {result.off_share[layer]:.1%} of rows are more than "
+                           f"{t['row_rel_error']:.0%} off in float32 (> {t['max_off_share']:.0%})")
+        support = result.support[layer].get(key)
+        if support is not None and support < t["min_support"]:
+            warns.append(f"l{layer}: s({key}) = {support:.2f} < {t['min_support']:g}")
+    rows = [[f"l{i}", result.median_norm[i], result.support[i].get(key, float("nan")),
+             result.vanished_share[i], result.off_share[i], result.gamma_fp32[i],
+             result.gamma_fp64[i], result.energy_top10[i]]
+            for i in range(len(result.median_norm))]
+    measured = (
+        f"float32 reference gradients against float64; thresholds: median ‖g‖ ≥ "
+        f"{t['min_median_norm']:g}, |ΔΓ| ≤ {t['max_gamma_fp64_diff']:g}, vanished/off rows ≤ "
+        f"{t['max_vanished_share']:.0%}, WARN when s({key}) < {t['min_support']:g}.\n"
+        + table(["layer", "median‖g‖", f"s({key})", "vanished", "off", "Γ fp32", "Γ fp64",
+                 "top10% energy"], rows)
+    )
+    if reasons:
+        return compose(FAIL, "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""),
+                       measured, item, result.as_numbers())
+    if warns:
+        return compose(WARN, "the reference lives on a minority of samples: " + "; ".join(warns),
+                       measured, item, result.as_numbers())
+    head = (f"min median ‖g‖ {min(result.median_norm):.2e}, max |ΔΓ fp64| "
+            f"{max(abs(d) for d in result.gamma_diff):.1e}")
+    return compose(PASS, head, measured, item, result.as_numbers())

@@ -1,0 +1,77 @@
+"""Pitfall 6: layer 0 carries the headline while the deep layers sit in their null band."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from credit_audit.pitfalls._common import FAIL, PASS, WARN, compose, table
+
+__all__ = ["Layer0Result", "measure", "verdict"]
+
+
+@dataclass
+class Layer0Result:
+    """Layer 0's share of the layer sum, the deep mean, and which layers are in their band."""
+
+    gamma_per_layer: list
+    layer_sum: float
+    layer0_share: float | None  # None when the sum is not positive
+    deep_mean: float
+    inside_null: list  # per layer: Γ_l inside its own [p01, p99]
+    deep_inside_fraction: float
+    sum_inside_null: bool
+
+    def as_numbers(self) -> dict:
+        return asdict(self)
+
+
+def measure(gamma_per_layer, per_layer_p01, per_layer_p99, layer_mean_p01: float,
+            layer_mean_p99: float) -> Layer0Result:
+    """Layer 0's share of Σ_l Γ_l and where each layer sits against its null band.
+
+    Example:
+        >>> r = measure([0.3, 0.01, 0.0], [-0.02] * 3, [0.02] * 3, -0.01, 0.01)
+        >>> round(r.layer0_share, 4), r.inside_null, r.sum_inside_null
+        (0.9677, [False, True, True], False)
+    """
+    gammas = [float(v) for v in gamma_per_layer]
+    total = sum(gammas)
+    inside = [bool(lo <= g <= hi) for g, lo, hi in zip(gammas, per_layer_p01, per_layer_p99)]
+    deep = inside[1:]
+    layer_mean = total / len(gammas)
+    return Layer0Result(
+        gamma_per_layer=gammas, layer_sum=total,
+        layer0_share=gammas[0] / total if total > 0 else None,
+        deep_mean=sum(gammas[1:]) / max(1, len(gammas) - 1),
+        inside_null=inside,
+        deep_inside_fraction=sum(deep) / len(deep) if deep else 0.0,
+        sum_inside_null=bool(layer_mean_p01 <= layer_mean <= layer_mean_p99),
+    )
+
+
+def verdict(result: Layer0Result, thresholds: dict, item: dict):
+    """FAIL: share > max_share and ≥ deep_null_fraction of deep layers inside their band."""
+    t = thresholds
+    r = result
+    rows = [[f"l{i}", g, "inside" if inside else "outside"]
+            for i, (g, inside) in enumerate(zip(r.gamma_per_layer, r.inside_null))]
+    share = "n/a" if r.layer0_share is None else f"{r.layer0_share:.1%}"
+    measured = (f"layer-0 share of Σ_l Γ_l = {share} (threshold {t['max_share']:.0%}); deep-layer "
+                f"mean {r.deep_mean:+.4f}; {r.deep_inside_fraction:.0%} of deep layers inside "
+                f"their null band (FAIL at ≥ {t['deep_null_fraction']:.0%}).\n"
+                + table(["layer", "Γ_l", "null band"], rows))
+    if r.sum_inside_null or r.layer0_share is None:
+        why = ("the layer sum lies inside its null band" if r.sum_inside_null
+               else "the layer sum is not positive")
+        head = f"{why}: layer 0's share means nothing here; see bs_specificity"
+        return compose(WARN, head, measured, item, r.as_numbers())
+    dominant = r.layer0_share > t["max_share"]
+    if dominant and r.deep_inside_fraction >= t["deep_null_fraction"]:
+        head = (f"layer 0 carries {share} of the layer sum and "
+                f"{r.deep_inside_fraction:.0%} of the deep layers sit inside their null band")
+        return compose(FAIL, head, measured, item, r.as_numbers())
+    if dominant:
+        head = f"layer 0 carries {share} of the layer sum"
+        return compose(WARN, head, measured, item, r.as_numbers())
+    head = f"layer 0 carries {share}; deep-layer mean {r.deep_mean:+.4f}"
+    return compose(PASS, head, measured, item, r.as_numbers())

@@ -1,0 +1,290 @@
+"""pytest wiring: options, collection of the bundled checks, verdicts, reports.
+
+With ``--ckpt``, ``--claims`` or ``--audit-metric`` the run collects the plugin's own checks
+(``credit_audit/checks/test_audit.py``) instead of the user's tests; without them the plugin
+stays out of the way. No tensor maths here: measurements live in ``credit_audit.pitfalls``,
+the shared computation in ``credit_audit.fixtures``, rendering in ``credit_audit.report``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+
+from credit_audit._errors import CreditAuditError
+from credit_audit._options import AuditOptions
+
+BUNDLED_CHECKS = Path(__file__).parent / "checks" / "test_audit.py"
+_RUN = pytest.StashKey()
+_ITEM_RECORD = pytest.StashKey()
+DEFAULT_HTML = "credit-audit/report.html"
+DEFAULT_JSON = "credit-audit/results.json"
+
+
+class AuditWarning(pytest.PytestWarning):
+    """A check's WARN verdict (``--audit-fail-on=warn`` turns it into a failure)."""
+
+
+# -- option parsing ---------------------------------------------------------------------------
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"expected a positive integer, got {value!r}") from None
+    if n <= 0:
+        raise pytest.UsageError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise pytest.UsageError(f"expected an integer, got {value!r}") from None
+
+
+def _device(value: str) -> str:
+    v = value.strip().lower()
+    if v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()):
+        return v
+    raise pytest.UsageError(f"expected auto, cpu, cuda or cuda:i, got {value!r}")
+
+
+def _choice(*choices):
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise pytest.UsageError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+def _kwargs_json(value: str) -> dict:
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise pytest.UsageError(f"--model-kwargs: not JSON ({exc}): {value!r}") from None
+    if not isinstance(parsed, dict):
+        raise pytest.UsageError(f"--model-kwargs: expected a JSON object, got {value!r}")
+    return parsed
+
+
+# (option, dest, type, default, help); each has an ini twin "credit_audit_<dest>".
+_OPTIONS = [
+    ("--model", "model", str, None, "Model class as package.module:Class; default: the "
+     "built-in ResidualMLP with sizes inferred from the state_dict."),
+    ("--model-kwargs", "model_kwargs", _kwargs_json, None, "JSON keyword arguments for "
+     "--model; default: none (or the checkpoint config's model_kwargs)."),
+    ("--data", "data", str, None, "Eval data: cifar10, digits, FILE.pt with x and y, or "
+     "module:function; default: digits for the demo, otherwise required."),
+    ("--data-root", "data_root", str, None, "Folder of the dataset; default: ./data."),
+    ("--n-eval", "n_eval", _positive_int, None, "Samples taken from the start of the test "
+     "split, in order; default: 1024, or the whole split when smaller."),
+    ("--bs-seed", "bs_seed", _int, None, "Seed to reconstruct Bs that a checkpoint does not "
+     "store, by the seeds' recipe; default: none (stored Bs always win)."),
+    ("--bs-device", "bs_device", _choice("auto", "cpu", "cuda"), "auto", "Generator that "
+     "reconstructs the Bs: cpu, cuda or auto (the compute device); default: auto."),
+    ("--device", "device", _device, "auto", "Compute device: auto, cpu, cuda or cuda:i; "
+     "default: auto (CUDA when present)."),
+    ("--audit-html", "html", str, None, f"HTML audit path; default: {DEFAULT_HTML}."),
+    ("--audit-json", "json", str, None, f"JSON results path; default: {DEFAULT_JSON}."),
+    ("--audit-fail-on", "fail_on", _choice("fail", "warn"), "fail", "Lowest verdict that "
+     "fails the run: fail or warn; default: fail."),
+    ("--null-draws", "null_draws", _positive_int, 1000, "Fresh Bs draws K for the null "
+     "distribution; default: 1000."),
+    ("--null-seed", "null_seed", _int, 12345, "Seed of the fresh Bs draws; default: 12345."),
+    ("--audit-metric", "metric", str, None, "Your cosine as module:function(a, g) -> per-row "
+     "cosines, run on the known-answer case; default: credit_audit's unclamped cosine."),
+    ("--claims", "claims", str, None, "Claims YAML file to verify; default: none."),
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("credit_audit", "credit_audit: audit alignment numbers")
+    group.addoption("--ckpt", action="append", dest="credit_audit_ckpt", default=None,
+                    metavar="PATH|GLOB|DIR|demo",
+                    help="Checkpoint(s) to audit; repeatable; 'demo' builds and audits the "
+                    "reference checkpoints; default: none (the plugin stays out of the way).")
+    for flag, dest, _type, _default, text in _OPTIONS:
+        group.addoption(flag, dest=f"credit_audit_{dest}", default=None, help=text)
+        parser.addini(f"credit_audit_{dest}", text, default=None)
+    group.addoption("--trust-pickle", action="store_true", dest="credit_audit_trust_pickle",
+                    default=False, help="Allow checkpoints that need full unpickling (can run "
+                    "code from the file); default: off, weights_only=True.")
+    group.addoption("--data-download", action="store_true", dest="credit_audit_data_download",
+                    default=False, help="Let torchvision download the dataset; default: off.")
+    parser.addini("credit_audit_ckpt", "Checkpoints to audit (one per line).", type="linelist",
+                  default=[])
+    parser.addini("credit_audit_thresholds", "Threshold overrides, one 'pitfall.name = value' "
+                  "per line.", type="linelist", default=[])
+
+
+def _read_options(config: pytest.Config) -> AuditOptions:
+    from credit_audit.checklist import parse_threshold_overrides
+
+    opts = AuditOptions()
+    opts.ckpts = list(config.getoption("credit_audit_ckpt") or []) or list(
+        config.getini("credit_audit_ckpt") or [])
+    for flag, dest, parse, default, _ in _OPTIONS:
+        raw = config.getoption(f"credit_audit_{dest}")
+        if raw is None:
+            raw = config.getini(f"credit_audit_{dest}")
+        if raw is None or raw == "":
+            value = default
+        else:
+            try:
+                value = parse(str(raw))
+            except pytest.UsageError as exc:
+                raise pytest.UsageError(f"{flag}: {exc}") from None
+        setattr(opts, dest, value)
+    opts.trust_pickle = bool(config.getoption("credit_audit_trust_pickle"))
+    opts.data_download = bool(config.getoption("credit_audit_data_download"))
+    try:
+        opts.thresholds = parse_threshold_overrides(config.getini("credit_audit_thresholds"))
+    except CreditAuditError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return opts
+
+
+def _audit_mode(opts: AuditOptions) -> bool:
+    return bool(opts.ckpts or opts.claims or opts.metric)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "credit_audit: a bundled credit_audit check")
+    opts = _read_options(config)
+    if not _audit_mode(opts):
+        return
+    if opts.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise pytest.UsageError(
+                f"--device={opts.device}: CUDA is not available here (torch {torch.__version__}"
+                f", built for CUDA {torch.version.cuda}); use --device=cpu or auto")
+    base = Path(config.invocation_params.dir)
+    opts.html = str(base / (opts.html or DEFAULT_HTML))
+    opts.json = str(base / (opts.json or DEFAULT_JSON))
+    if config.pluginmanager.hasplugin("html") and hasattr(config.option, "htmlpath"):
+        if not config.option.htmlpath:
+            config.option.htmlpath = opts.html
+        config.option.self_contained_html = True
+        opts.html = config.option.htmlpath
+        from credit_audit.report.html import HtmlHooks
+
+        config.pluginmanager.register(HtmlHooks(config), "credit_audit_html")
+    else:
+        opts.html = None
+    from credit_audit.fixtures.audit import AuditRun
+
+    run = AuditRun(opts, base, progress=lambda msg: _write_line(config, msg))
+    config.stash[_RUN] = run
+    config.pluginmanager.register(AuditSession(config, run), "credit_audit_session")
+
+
+def _write_line(config: pytest.Config, msg: str) -> None:
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(msg)
+
+
+def audit_run(config: pytest.Config):
+    """The session's AuditRun, or None when the plugin is not auditing."""
+    return config.stash.get(_RUN, None)
+
+
+def record_item(item: pytest.Item, record: dict) -> None:
+    """Attach what an audit item measured, so that its reports (and xdist) carry it."""
+    item.stash[_ITEM_RECORD] = record
+
+
+def apply_verdict(verdict, config: pytest.Config) -> None:
+    """Turn a Verdict into pytest's outcome: FAIL fails, WARN warns (or fails)."""
+    __tracebackhide__ = True
+    run = audit_run(config)
+    if verdict.status == "FAIL" or (verdict.status == "WARN" and run.opts.fail_on == "warn"):
+        pytest.fail(verdict.message, pytrace=False)
+    if verdict.status == "WARN":
+        warnings.warn(AuditWarning(verdict.headline), stacklevel=2)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    record = item.stash.get(_ITEM_RECORD, None)
+    if record is not None and (report.when == "call" or report.failed):
+        if report.when != "call" and "verdict" not in record:
+            # an unexpected exception while measuring: the check could not run
+            record.update(verdict="ERROR", headline=_last_line(report.longreprtext),
+                          message=report.longreprtext, numbers={})
+        report.credit_audit = dict(record)
+    return report
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else "error"
+
+
+class AuditSession:
+    """The hooks that only an auditing run needs; registered by pytest_configure."""
+
+    def __init__(self, config: pytest.Config, run):
+        self.config = config
+        self.run = run
+        self.records: dict = {}
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session):
+        session.perform_collect([str(BUNDLED_CHECKS.parent)])
+        return True
+
+    def pytest_collect_file(self, file_path: Path, parent):
+        # Collected even when the user's python_files patterns would skip "test_*.py".
+        patterns = parent.config.getini("python_files")
+        if file_path == BUNDLED_CHECKS and not any(file_path.match(p) for p in patterns):
+            return pytest.Module.from_parent(parent, path=file_path)
+        return None
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "audit_ckpt" not in metafunc.fixturenames:
+            return
+        try:
+            ids = [r.id for r in self.run.refs()]
+        except CreditAuditError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        metafunc.parametrize("audit_ckpt", ids, ids=ids, scope="session")
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from credit_audit import __version__
+
+        deciding = self.run.opts.deciding()
+        lines = [f"credit_audit {__version__}: " + ", ".join(
+            f"{k}={v}" for k, v in deciding.items() if k != "thresholds")]
+        if deciding["thresholds"]:
+            lines.append("credit_audit thresholds: " + ", ".join(
+                f"{k}={v}" for k, v in deciding["thresholds"].items()))
+        return lines
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "credit_audit", None)
+        if record is not None:
+            self.records[(record["kind"], record["ckpt"], record["check"])] = record
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        from credit_audit.report.terminal import summary_lines
+
+        for line in summary_lines(self.records, self.run.opts):
+            terminalreporter.write_line(line)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(session.config, "workerinput"):
+            return
+        from credit_audit.report.json_writer import write_json
+
+        write_json(self.run.opts.json, self.records, self.run.opts)

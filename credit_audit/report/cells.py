@@ -1,0 +1,45 @@
+"""The headline number of each check, as a short cell for the summary grid."""
+
+from __future__ import annotations
+
+import math
+
+
+def _num(v, spec: str) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    return format(v, spec)
+
+
+def _headline(check: str, n: dict) -> str:
+    if check == "eps_clamping":
+        if "max_error" in n:
+            return f"err {_num(max(n['max_error']), '.1e')}"
+        return f"bias {_num(max(n['bias'], key=abs), '+.3f')}"
+    if check == "gradient_floor":
+        return f"‖g‖ {_num(min(n['median_norm']), '.1e')}"
+    if check == "calibration_anchors":
+        pipe = n["rho"][n.get("pipeline", "fp32")]
+        return f"ρ(g) {_num(min(pipe['positive']), '+.2f')}"
+    if check == "bs_specificity":
+        return f"z {_num(n['z'], '+.1f')}"
+    if check == "aggregation_spread":
+        return f"{_num(n['ratio'], '.2f')}×"
+    if check == "layer0_dominance":
+        share = n.get("layer0_share")
+        return "share n/a" if share is None else f"l0 {share:.0%}"
+    return ""
+
+
+def cell_text(record: dict | None) -> str:
+    """``VERDICT headline`` for one check record (``-`` when it did not run)."""
+    if record is None:
+        return "-"
+    verdict = record.get("verdict", "?")
+    numbers = record.get("numbers") or {}
+    if verdict == "ERROR" or not numbers:
+        return verdict
+    try:
+        return f"{verdict} {_headline(record['check'], numbers)}"
+    except (KeyError, TypeError, ValueError):
+        return verdict

@@ -1,0 +1,90 @@
+"""The JSON results: every number, verdict, threshold and provenance, schema version 1."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+from pathlib import Path
+
+from credit_audit.checklist import PITFALL_IDS
+
+SCHEMA_VERSION = 1
+
+
+def _clean(obj):
+    """JSON-safe copy: non-finite floats become null (the JSON stays standard)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def environment() -> dict:
+    """Package, torch, CUDA, GPU, Python and platform."""
+    import torch
+
+    from credit_audit import __version__
+
+    env = {"credit_audit": __version__, "torch": torch.__version__,
+           "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
+           "gpu": None, "python": platform.python_version(), "platform": platform.platform()}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def build_document(records: dict, opts) -> dict:
+    """Assemble the results document from the per-item records."""
+    from credit_audit.checklist import load_checklist, thresholds_for
+
+    ckpts: dict[str, dict] = {}
+    synthetic = None
+    for (kind, ckpt, check), rec in records.items():
+        entry = {"verdict": rec.get("verdict"), "headline": rec.get("headline"),
+                 "message": rec.get("message"), "numbers": rec.get("numbers") or {}}
+        if kind == "synthetic":
+            synthetic = entry
+            continue
+        c = ckpts.setdefault(ckpt, {"id": ckpt, "path": rec.get("path"), "sha256": None,
+                                    "format": None, "bs_source": None, "error": None,
+                                    "checks": {}, "gamma_per_layer": None,
+                                    "aggregations": None, "layer0_share": None,
+                                    "null": None})
+        c["checks"][check] = entry
+        summary = rec.get("checkpoint")
+        if summary:
+            c.update(summary)
+        elif rec.get("verdict") == "ERROR" and c["error"] is None:
+            c["error"] = rec.get("headline") or rec.get("message")
+    for c in ckpts.values():
+        c["checks"] = {pid: c["checks"][pid] for pid in PITFALL_IDS if pid in c["checks"]}
+        if c["sha256"] is not None:
+            c["error"] = None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "options": opts.deciding(),
+        "environment": environment(),
+        "thresholds": {item["id"]: thresholds_for(item["id"], opts.thresholds)
+                       for item in load_checklist()["items"]},
+        "checkpoints": list(ckpts.values()),
+        "synthetic": synthetic,
+        "claims": [],
+    }
+
+
+def write_json(path: str, records: dict, opts) -> Path:
+    """Write the document atomically; returns the path."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = _clean(build_document(records, opts))
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(doc, indent=2, allow_nan=False, default=str), encoding="utf-8")
+    tmp.replace(out)
+    return out
