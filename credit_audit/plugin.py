@@ -169,14 +169,12 @@ def pytest_configure(config: pytest.Config) -> None:
     base = Path(config.invocation_params.dir)
     opts.html = str(base / (opts.html or DEFAULT_HTML))
     opts.json = str(base / (opts.json or DEFAULT_JSON))
-    if config.pluginmanager.hasplugin("html") and hasattr(config.option, "htmlpath"):
+    html = config.pluginmanager.hasplugin("html") and hasattr(config.option, "htmlpath")
+    if html:
         if not config.option.htmlpath:
             config.option.htmlpath = opts.html
         config.option.self_contained_html = True
         opts.html = config.option.htmlpath
-        from credit_audit.report.html import HtmlHooks
-
-        config.pluginmanager.register(HtmlHooks(config), "credit_audit_html")
     else:
         opts.html = None
     from credit_audit.fixtures.audit import AuditRun
@@ -184,6 +182,10 @@ def pytest_configure(config: pytest.Config) -> None:
     run = AuditRun(opts, base, progress=lambda msg: _write_line(config, msg))
     config.stash[_RUN] = run
     config.pluginmanager.register(AuditSession(config, run), "credit_audit_session")
+    if html:
+        from credit_audit.report.html import HtmlHooks
+
+        config.pluginmanager.register(HtmlHooks(config), "credit_audit_html")
 
 
 def _write_line(config: pytest.Config, msg: str) -> None:

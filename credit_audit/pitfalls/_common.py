@@ -18,6 +18,16 @@ class Verdict:
     numbers: dict = field(default_factory=dict)
 
 
+def row_norm(x):
+    """Euclidean norm of each row, scaled by the row's largest entry so that float64 rows of
+    1e-200 do not underflow to 0 when squared."""
+    import torch
+
+    m = x.abs().amax(dim=-1, keepdim=True)
+    safe = torch.where(m > 0, m, torch.ones_like(m))
+    return torch.linalg.vector_norm(x / safe, dim=-1) * m.squeeze(-1)
+
+
 def cosine_unclamped(a, g):
     """Per-row cosine ``(a·g) / (‖a‖‖g‖)`` in float64, with no eps clamp.
 
@@ -28,19 +38,19 @@ def cosine_unclamped(a, g):
         >>> import torch
         >>> a = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
         >>> g = torch.tensor([[3e-9, 4e-9], [0.0, 0.0]])
-        >>> cosine_unclamped(a, g).tolist()
+        >>> [round(v, 6) for v in cosine_unclamped(a, g).tolist()]
         [0.6, 0.0]
     """
     import torch
 
     a = a.to(torch.float64)
     g = g.to(torch.float64)
-    an = torch.linalg.vector_norm(a, dim=-1)
-    gn = torch.linalg.vector_norm(g, dim=-1)
-    dot = (a * g).sum(-1)
-    denom = an * gn
-    out = torch.where(denom > 0, dot / torch.where(denom > 0, denom, 1.0), 0.0)
-    return out.clamp(-1.0, 1.0)
+    an = row_norm(a)
+    gn = row_norm(g)
+    ok = (an > 0) & (gn > 0)
+    au = a / torch.where(ok, an, 1.0).unsqueeze(-1)
+    gu = g / torch.where(ok, gn, 1.0).unsqueeze(-1)
+    return torch.where(ok, (au * gu).sum(-1), 0.0).clamp(-1.0, 1.0)
 
 
 def fmt(v, digits: int = 4) -> str:

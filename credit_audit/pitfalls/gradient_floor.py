@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from credit_audit.pitfalls._common import FAIL, PASS, WARN, compose, table
+from credit_audit.pitfalls._common import FAIL, PASS, WARN, compose, row_norm, table
 
 __all__ = ["GradientFloorResult", "measure", "sample_profile", "verdict"]
 
@@ -32,6 +32,8 @@ class GradientFloorResult:
     energy_top1: list
     energy_top10: list
     active: list  # per layer: profile of active vs inactive samples
+    hist_edges: list  # log10 ‖g‖ bin edges (zeros and tinier norms fall in the first bin)
+    hist_counts: list  # per layer: samples per bin
 
     def as_numbers(self) -> dict:
         return asdict(self)
@@ -87,11 +89,12 @@ def measure(g32, g64, cos32, cos64, logits, y, taus, tau_active: float,
     import torch
 
     profile = sample_profile(logits, y)
-    r = GradientFloorResult(list(taus), tau_active, *([] for _ in range(12)))
+    edges = [x / 2 for x in range(-28, 1)]  # 1e-14 .. 1, half-decade bins
+    r = GradientFloorResult(list(taus), tau_active, *([] for _ in range(12)), edges, [])
     for layer, (a, b) in enumerate(zip(g32, g64)):
-        n32 = torch.linalg.vector_norm(a.double(), dim=-1)
-        n64 = torch.linalg.vector_norm(b, dim=-1)
-        rel = torch.linalg.vector_norm(a.double() - b, dim=-1) / n64.clamp_min(1e-300)
+        n32 = row_norm(a.double())
+        n64 = row_norm(b.double())
+        rel = row_norm(a.double() - b.double()) / torch.where(n64 > 0, n64, 1.0)
         rel = torch.where(n64 > 0, rel, torch.where(n32 > 0, torch.inf, 0.0))
         r.median_norm.append(n32.median().item())
         r.support.append({f"{t:g}": (n32 > t).double().mean().item() for t in taus})
@@ -106,6 +109,9 @@ def measure(g32, g64, cos32, cos64, logits, y, taus, tau_active: float,
         energy = n32**2
         r.energy_top1.append(_top_share(energy, 0.01))
         r.energy_top10.append(_top_share(energy, 0.10))
+        logn = torch.log10(n32.clamp_min(10 ** edges[0])).clamp(edges[0], edges[-1])
+        r.hist_counts.append(torch.histogram(logn.cpu(), torch.tensor(edges, dtype=torch.float64))
+                             .hist.long().tolist())
         active = n32 > tau_active
         r.active.append({"active": _subset(profile, cos32[layer], active),
                          "inactive": _subset(profile, cos32[layer], ~active)})

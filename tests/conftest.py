@@ -1,0 +1,37 @@
+"""Shared fixtures: the reference checkpoints (built once, cached) and an audit run over them."""
+
+from pathlib import Path
+
+import pytest
+
+from credit_audit._options import AuditOptions
+from credit_audit.fixtures.audit import AuditRun
+from credit_audit.fixtures.factory import build_reference_checkpoints
+
+
+@pytest.fixture(scope="session")
+def reference_cache(request) -> Path:
+    """Where the factory caches its checkpoints: pytest's cache dir (fresh in CI)."""
+    return Path(request.config.cache.mkdir("credit_audit_refs"))
+
+
+@pytest.fixture(scope="session")
+def reference(reference_cache) -> dict:
+    """``{id: {"path", "bs_seed", ...}}`` of the four reference checkpoints."""
+    return build_reference_checkpoints(reference_cache, progress=lambda msg: None)
+
+
+@pytest.fixture(scope="session")
+def demo_run(reference, reference_cache) -> AuditRun:
+    """An AuditRun over the reference checkpoints, as ``--ckpt=demo`` makes it."""
+    run = AuditRun(AuditOptions(ckpts=["demo"], device="cpu"), Path.cwd(),
+                   progress=lambda msg: None, cache_dir=reference_cache)
+    run.refs()
+    return run
+
+
+@pytest.fixture
+def audit_env(monkeypatch, reference_cache, reference):
+    """Environment for pytester runs of the plugin: the shared checkpoint cache."""
+    monkeypatch.setenv("CREDIT_AUDIT_CACHE", str(reference_cache))
+    return reference
