@@ -116,8 +116,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "code from the file); default: off, weights_only=True.")
     group.addoption("--data-download", action="store_true", dest="credit_audit_data_download",
                     default=False, help="Let torchvision download the dataset; default: off.")
-    parser.addini("credit_audit_ckpt", "Checkpoints to audit (one per line).", type="linelist",
-                  default=[])
     parser.addini("credit_audit_thresholds", "Threshold overrides, one 'pitfall.name = value' "
                   "per line.", type="linelist", default=[])
 
@@ -126,8 +124,9 @@ def _read_options(config: pytest.Config) -> AuditOptions:
     from credit_audit.checklist import parse_threshold_overrides
 
     opts = AuditOptions()
-    opts.ckpts = list(config.getoption("credit_audit_ckpt") or []) or list(
-        config.getini("credit_audit_ckpt") or [])
+    # Checkpoints come from the command line only: a plain `pytest` keeps running the
+    # project's own tests even when the ini holds every other audit setting.
+    opts.ckpts = list(config.getoption("credit_audit_ckpt") or [])
     for flag, dest, parse, default, _ in _OPTIONS:
         raw = config.getoption(f"credit_audit_{dest}")
         if raw is None:
@@ -260,6 +259,12 @@ class AuditSession:
         except CreditAuditError as exc:
             raise pytest.UsageError(str(exc)) from None
         metafunc.parametrize("audit_ckpt", ids, ids=ids, scope="session")
+
+    def pytest_collection_modifyitems(self, items: list) -> None:
+        # Without checkpoints (--audit-metric or --claims alone) the per-checkpoint checks have
+        # nothing to run on: drop them rather than report six empty-parameter skips.
+        if not self.run.opts.ckpts:
+            items[:] = [i for i in items if "audit_ckpt" not in getattr(i, "fixturenames", ())]
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from credit_audit import __version__

@@ -2,7 +2,13 @@
 
 from pathlib import Path
 
+# pytester's in-process runs drop the modules they imported when they end, and numpy's
+# extension modules cannot be loaded twice: import what the audited runs use up front.
+import matplotlib.figure  # noqa: F401
 import pytest
+import safetensors.torch  # noqa: F401
+import sklearn.datasets  # noqa: F401
+import torchvision  # noqa: F401
 
 from credit_audit._options import AuditOptions
 from credit_audit.fixtures.audit import AuditRun

@@ -49,7 +49,7 @@ def thresholds_for(pitfall_id: str, overrides: dict | None = None) -> dict:
 
 def parse_threshold_overrides(lines: list[str]) -> dict:
     """Parse ``pitfall.name = value`` lines (ini ``credit_audit_thresholds``)."""
-    import yaml
+    import json
 
     out = {}
     for raw in lines:
@@ -68,8 +68,12 @@ def parse_threshold_overrides(lines: list[str]) -> dict:
                 f"credit_audit_thresholds: {line!r}: {pid} has no threshold {name!r} "
                 f"(known: {', '.join(known)})"
             )
-        parsed = yaml.safe_load(value)
-        if not isinstance(parsed, int | float | list) or isinstance(parsed, bool):
+        try:
+            parsed = json.loads(value.strip())
+        except json.JSONDecodeError:
+            parsed = None
+        numbers = parsed if isinstance(parsed, list) else [parsed]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
             raise CreditAuditError(
                 f"credit_audit_thresholds: {line!r}: value must be a number, got {value.strip()!r}"
             )

@@ -21,6 +21,7 @@ def _measure(request, ckpt_id: str | None):
     if ckpt_id:
         record["path"] = str(run.ref(ckpt_id).path)
     record_item(request.node, record)
+    error = None
     try:
         if ckpt_id is None:
             verdict = run.synthetic_verdict()
@@ -28,8 +29,10 @@ def _measure(request, ckpt_id: str | None):
             verdict = run.verdict(pitfall, ckpt_id)
             record["checkpoint"] = run.summary(ckpt_id)
     except CreditAuditError as exc:
-        record.update(verdict="ERROR", headline=str(exc), message=str(exc), numbers={})
-        pytest.fail(str(exc), pytrace=False)
+        error = str(exc)
+    if error is not None:  # outside the except block: the message alone, no exception chain
+        record.update(verdict="ERROR", headline=error, message=error, numbers={})
+        pytest.fail(error, pytrace=False)
     record.update(verdict=verdict.status, headline=verdict.headline, message=verdict.message,
                   numbers=verdict.numbers)
     return verdict

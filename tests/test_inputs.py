@@ -1,0 +1,292 @@
+"""Checkpoint formats, eval data, Bs reconstruction, and every bad input's exact message."""
+
+import math
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from credit_audit import CreditAuditError
+from credit_audit._options import AuditOptions
+from credit_audit.fixtures import CheckpointRef, load_checkpoint, load_eval_data, prepare_state
+from credit_audit.fixtures._residual_mlp import ResidualMLP
+from credit_audit.fixtures.checkpoint import resolve_checkpoints
+from credit_audit.fixtures.credit import reconstruct_bs
+
+D_IN, D, C, L = 64, 16, 10, 3
+
+
+def small_model(seed=0):
+    torch.manual_seed(seed)
+    return ResidualMLP(D_IN, D, C, L)
+
+
+def bs_list(seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(D, C, generator=gen) / math.sqrt(C) for _ in range(L)]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_eval_data("digits", n_eval=64)
+
+
+def ref(path, **kw):
+    return CheckpointRef(id=Path(path).stem, path=Path(path), **kw)
+
+
+def audit(path, data, **opts):
+    return prepare_state(ref(path), AuditOptions(device="cpu", **opts), data)
+
+
+def write(tmp_path, name, obj):
+    p = tmp_path / name
+    torch.save(obj, p)
+    return p
+
+
+# -- formats ----------------------------------------------------------------------------------
+def test_four_formats_give_the_same_numbers(tmp_path, digits):
+    from safetensors.torch import save_file
+
+    model, bs = small_model(), bs_list()
+    sd = model.state_dict()
+    paths = {
+        "state_dict": write(tmp_path, "raw.pt", sd),
+        "bundle": write(tmp_path, "bundle.pt", {"state_dict": sd, "Bs": bs, "config": {"a": 1},
+                                                "test_acc": 0.5}),
+        "snapshot": write(tmp_path, "snap.pt", {"model": sd, "Bs": bs}),
+    }
+    st_path = tmp_path / "w.safetensors"
+    save_file({**{k: v.contiguous() for k, v in sd.items()},
+               **{f"Bs.{i}": b for i, b in enumerate(bs)}}, str(st_path),
+              metadata={"config": '{"seed": 3}'})
+    paths["safetensors"] = st_path
+    gammas = {}
+    for fmt, p in paths.items():
+        ck = load_checkpoint(ref(p))
+        assert ck.format == fmt
+        if fmt == "state_dict":
+            # no Bs stored: store them by hand through the bundle's numbers instead
+            continue
+        st = audit(p, digits)
+        assert st.bs_provenance.source == "stored"
+        gammas[fmt] = st.gamma_per_layer
+    assert load_checkpoint(ref(st_path)).config == {"seed": 3}
+    assert gammas["bundle"] == gammas["snapshot"] == gammas["safetensors"]
+
+
+def test_checkpoint_ids_are_stems_made_unique_by_parents(tmp_path):
+    for sub in ("a/x", "b/x"):
+        (tmp_path / sub).mkdir(parents=True)
+        torch.save({}, tmp_path / sub / "dfa_s42.pt")
+    torch.save({}, tmp_path / "bp.pt")
+    refs = resolve_checkpoints([str(tmp_path / "**" / "*.pt")], tmp_path)
+    assert sorted(r.id for r in refs) == ["a/x/dfa_s42", "b/x/dfa_s42", "bp"]
+
+
+def test_glob_matching_nothing_names_the_pattern(tmp_path):
+    with pytest.raises(CreditAuditError, match=re.escape("--ckpt='nope/*.pt' matches no file")):
+        resolve_checkpoints(["nope/*.pt"], tmp_path)
+
+
+# -- bad checkpoints --------------------------------------------------------------------------
+def test_missing_file(tmp_path):
+    p = tmp_path / "gone.pt"
+    with pytest.raises(CreditAuditError, match=re.escape(f"checkpoint {p}: no such file")):
+        load_checkpoint(ref(p))
+
+
+def test_truncated_file(tmp_path):
+    p = write(tmp_path, "t.pt", small_model().state_dict())
+    p.write_bytes(p.read_bytes()[:200])
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: cannot be read as a torch checkpoint (truncated or corrupt?)")):
+        load_checkpoint(ref(p))
+
+
+def test_corrupt_safetensors(tmp_path):
+    p = tmp_path / "c.safetensors"
+    p.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: cannot be read as safetensors (truncated or corrupt?)")):
+        load_checkpoint(ref(p))
+
+
+class Payload:
+    """Unpickling this would create a file: the proof that code ran."""
+
+    marker = None
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_pickle_needs_trust_and_never_runs_code(tmp_path):
+    marker = tmp_path / "code-ran"
+    payload = Payload()
+    payload.marker = str(marker)
+    p = tmp_path / "evil.pt"
+    with open(p, "wb") as f:
+        pickle.dump({"state_dict": {}, "hook": payload}, f, protocol=2)
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: holds pickled Python objects that weights_only=True refuses")) as ei:
+        load_checkpoint(ref(p))
+    assert "--trust-pickle" in str(ei.value)
+    assert not marker.exists()
+
+
+def test_state_dict_that_does_not_fit_names_key_and_shapes(tmp_path, digits):
+    sd = small_model().state_dict()
+    sd["blocks.1.fc1.weight"] = torch.zeros(D, D + 1)
+    p = write(tmp_path, "m.pt", {"state_dict": sd, "Bs": bs_list()})
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: key 'blocks.1.fc1.weight' has shape (16, 17), the model expects "
+            "(16, 16)")):
+        audit(p, digits)
+
+
+def test_bs_of_the_wrong_count(tmp_path, digits):
+    p = write(tmp_path, "b.pt", {"state_dict": small_model().state_dict(), "Bs": bs_list()[:2]})
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: 'Bs' holds 2 matrices, the model has 3 blocks")):
+        audit(p, digits)
+
+
+def test_bs_of_the_wrong_shape(tmp_path, digits):
+    bs = bs_list()
+    bs[1] = torch.zeros(D, C + 2)
+    p = write(tmp_path, "b.pt", {"state_dict": small_model().state_dict(), "Bs": bs})
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: 'Bs[1]' has shape (16, 12), expected (16, 10)")):
+        audit(p, digits)
+
+
+def test_no_bs_and_no_seed(tmp_path, digits):
+    p = write(tmp_path, "raw.pt", small_model().state_dict())
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: holds no Bs and no --bs-seed was given")):
+        audit(p, digits)
+
+
+def test_labels_outside_the_model_classes(tmp_path):
+    torch.manual_seed(0)
+    model = ResidualMLP(D_IN, D, 5, L)
+    p = write(tmp_path, "five.pt", {"state_dict": model.state_dict(),
+                                    "Bs": [torch.zeros(D, 5)] * L})
+    with pytest.raises(CreditAuditError, match=re.escape(
+            "--data=digits: labels span 0..9, outside the model's 5 classes (0..4)")):
+        audit(p, load_eval_data("digits", n_eval=64))
+
+
+def test_nan_in_the_weights(tmp_path, digits):
+    sd = small_model().state_dict()
+    sd["embed.bias"][3] = float("nan")
+    p = write(tmp_path, "nan.pt", {"state_dict": sd, "Bs": bs_list()})
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: weight 'embed.bias' holds NaN or Inf")):
+        load_checkpoint(ref(p))
+
+
+def test_inf_in_the_gradients(tmp_path, digits):
+    sd = small_model().state_dict()
+    sd["out_ln.weight"] *= 1e20  # finite weights whose product overflows float32
+    sd["out_head.weight"] *= 1e20
+    p = write(tmp_path, "inf.pt", {"state_dict": sd, "Bs": bs_list()})
+    with pytest.raises(CreditAuditError, match=re.escape(f"checkpoint {p}: the ")) as ei:
+        audit(p, digits)
+    assert re.search(r"at layer \d holds NaN or Inf", str(ei.value))
+
+
+def test_model_that_cannot_be_imported(tmp_path, digits):
+    p = write(tmp_path, "m.pt", {"state_dict": small_model().state_dict(), "Bs": bs_list()})
+    with pytest.raises(CreditAuditError, match=re.escape(
+            "--model='no_such_pkg.models:Net': cannot import module 'no_such_pkg.models'")):
+        audit(p, digits, model="no_such_pkg.models:Net")
+
+
+def test_user_model_class_loads_checkpoints_as_saved(tmp_path, digits):
+    model, bs = small_model(), bs_list()
+    p = write(tmp_path, "m.pt", {"state_dict": model.state_dict(), "Bs": bs})
+    st = audit(p, digits, model="credit_audit.fixtures._residual_mlp:ResidualMLP",
+               model_kwargs={"d_in": D_IN, "d_hidden": D, "num_classes": C, "num_blocks": L})
+    assert st.model_spec.origin == "user"
+    assert st.gamma_per_layer == audit(p, digits).gamma_per_layer
+
+
+# -- data -------------------------------------------------------------------------------------
+def test_n_eval_larger_than_the_data():
+    with pytest.raises(CreditAuditError, match=re.escape(
+            "--n-eval=5000 is larger than the 397 samples of --data=digits")):
+        load_eval_data("digits", n_eval=5000)
+
+
+def test_tensors_file_takes_the_first_n_in_order(tmp_path):
+    x = torch.randn(20, 7)
+    y = torch.arange(20) % 3
+    torch.save({"x": x, "y": y}, tmp_path / "eval.pt")
+    data = load_eval_data(str(tmp_path / "eval.pt"), n_eval=5)
+    assert torch.equal(data.x, x[:5]) and torch.equal(data.y, y[:5])
+
+
+def write_mini_cifar10(root: Path, n: int = 12):
+    """A miniature CIFAR-10 test split in torchvision's on-disk format (pickled batches)."""
+    import hashlib
+
+    import numpy as np
+
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+    labels = [int(v) for v in rng.integers(0, 10, size=n)]
+    files = {"test_batch": {"data": data, "labels": labels},
+             "batches.meta": {"label_names": [f"c{i}" for i in range(10)]}}
+    for name, obj in files.items():
+        with open(folder / name, "wb") as f:
+            pickle.dump(obj, f)
+    md5 = {name: hashlib.md5((folder / name).read_bytes()).hexdigest() for name in files}
+    return data, labels, md5
+
+
+def test_cifar10_through_the_real_torchvision_loader(tmp_path, monkeypatch):
+    import torchvision
+
+    data, labels, md5 = write_mini_cifar10(tmp_path)
+    # torchvision verifies the md5 of the real files: point it at the miniature copy's
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "train_list", [])
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "test_list",
+                        [["test_batch", md5["test_batch"]]])
+    monkeypatch.setattr(torchvision.datasets.CIFAR10, "meta",
+                        {"filename": "batches.meta", "key": "label_names",
+                         "md5": md5["batches.meta"]})
+    ev = load_eval_data("cifar10", root=str(tmp_path), n_eval=10)
+    # by hand: HWC uint8 -> CHW float in [0, 1] -> normalised -> flattened
+    img = torch.tensor(data[:10]).reshape(10, 3, 32, 32).float() / 255
+    mean = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1)
+    assert torch.allclose(ev.x, ((img - mean) / std).reshape(10, -1), atol=1e-6)
+    assert ev.y.tolist() == labels[:10]
+    assert ev.n_available == 12
+
+
+def test_cifar10_missing_folder_suggests_download(tmp_path):
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"--data=cifar10: no CIFAR-10 test split under --data-root={str(tmp_path)!r}")):
+        load_eval_data("cifar10", root=str(tmp_path))
+
+
+# -- Bs reconstruction ------------------------------------------------------------------------
+def test_reconstruction_follows_the_seeds_recipe_and_keeps_the_rng():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    bs = reconstruct_bs(ResidualMLP, {"d_in": D_IN, "d_hidden": D, "num_classes": C,
+                                      "num_blocks": L}, 42, D, C, L, "cpu")
+    assert torch.equal(torch.get_rng_state(), before)
+    # the recipe written out by hand: seed, build the model, draw on the CPU
+    torch.manual_seed(42)
+    ResidualMLP(D_IN, D, C, L)
+    want = [torch.randn(D, C) / math.sqrt(C) for _ in range(L)]
+    assert all(torch.equal(a, b) for a, b in zip(bs, want))

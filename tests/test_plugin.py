@@ -1,0 +1,158 @@
+"""The plugin end to end through pytester, as a user runs it."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from credit_audit.fixtures._residual_mlp import ResidualMLP
+
+PITFALLS = ["eps_clamping", "gradient_floor", "calibration_anchors", "bs_specificity",
+            "aggregation_spread", "layer0_dominance"]
+
+
+@pytest.fixture
+def small_ckpts(tmp_path_factory):
+    """A good checkpoint (Bs stored) and a broken one, outside the pytester rootdir."""
+    folder = tmp_path_factory.mktemp("elsewhere")
+    torch.manual_seed(0)
+    model = ResidualMLP(64, 16, 10, 2)
+    gen = torch.Generator().manual_seed(1)
+    bs = [torch.randn(16, 10, generator=gen) / math.sqrt(10) for _ in range(2)]
+    good = folder / "good.pt"
+    torch.save({"state_dict": model.state_dict(), "Bs": bs}, good)
+    broken = folder / "broken.pt"
+    broken.write_bytes(good.read_bytes()[:300])
+    return good, broken
+
+
+def test_plugin_stays_out_of_the_way(pytester):
+    pytester.makepyfile("def test_mine():\n    assert True\n")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.no_fnmatch_line("*credit_audit verdicts*")
+
+
+def test_demo_end_to_end(pytester, audit_env):
+    result = pytester.runpytest("--ckpt=demo", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert sum(outcomes.get(k, 0) for k in ("passed", "failed", "errors")) == 4 * 6 + 1
+    assert "errors" not in outcomes
+    result.stdout.fnmatch_lines([
+        "credit_audit *: device=cpu, data=digits, data_root=None, n_eval=1024 or the whole split*",
+        "*credit_audit verdicts*",
+        "dfa_s42 *FAIL bias* FAIL*FAIL*PASS*FAIL*FAIL l0*",
+        "dfa_pen_s42 *PASS*PASS z*PASS*PASS l0*",
+        "dfa_foreign_bs_s42 *FAIL z*",
+        "known-answer eps case (built-in cosine): PASS*",
+        "HTML audit: *credit-audit/report.html",
+        "JSON results: *credit-audit/results.json",
+    ])
+    doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
+    assert doc["schema_version"] == 1 and doc["claims"] == []
+    by_id = {c["id"]: c for c in doc["checkpoints"]}
+    assert sorted(by_id) == ["bp_s42", "dfa_foreign_bs_s42", "dfa_pen_s42", "dfa_s42"]
+    for c in by_id.values():
+        assert c["error"] is None
+        assert list(c["checks"]) == PITFALLS
+        assert set(c["aggregations"]) == {"mean_samples_mean_layers",
+                                          "median_samples_mean_layers",
+                                          "mean_samples_median_layers",
+                                          "median_samples_median_layers"}
+        assert set(c["null"]) >= {"per_layer_mean", "per_layer_std", "layer_mean_p01",
+                                  "layer_mean_p99"}
+        assert len(c["gamma_per_layer"]) == 5 and len(c["sha256"]) == 64
+    assert by_id["dfa_pen_s42"]["format"] == "bundle"
+    assert by_id["dfa_foreign_bs_s42"]["format"] == "safetensors"
+    assert by_id["dfa_s42"]["bs_source"]["source"] == "reconstructed"
+    assert by_id["dfa_s42"]["checks"]["layer0_dominance"]["verdict"] == "FAIL"
+    html = (pytester.path / "credit-audit" / "report.html").read_text()
+    assert "credit-audit-grid" in html and "data:image/png;base64," in html
+
+
+def test_one_broken_checkpoint_does_not_stop_the_others(pytester, small_ckpts):
+    good, broken = small_ckpts
+    result = pytester.runpytest(f"--ckpt={good}", f"--ckpt={broken}", "--data=digits",
+                                "--null-draws=50", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes["errors"] == 6  # every check of the broken file, nothing else
+    result.stdout.fnmatch_lines([
+        "*ERROR at setup of test_eps_clamping[[]broken[]]*",
+        f"checkpoint {broken}: cannot be read as a torch checkpoint (truncated or corrupt?)*",
+        "_*ERROR at setup of test_gradient_floor[[]broken[]]*"])
+    doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
+    by_id = {c["id"]: c for c in doc["checkpoints"]}
+    assert by_id["broken"]["error"].startswith(f"checkpoint {broken}: cannot be read")
+    assert by_id["good"]["error"] is None
+    assert {v["verdict"] for v in by_id["broken"]["checks"].values()} == {"ERROR"}
+    assert by_id["good"]["null"]["draws"] == 50
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--n-eval=0"], "--n-eval: expected a positive integer, got '0'",
+                     id="n-eval"),
+        pytest.param(["--audit-fail-on=maybe"],
+                     "--audit-fail-on: expected one of fail, warn, got 'maybe'", id="fail-on"),
+        pytest.param(["--device=tpu"], "--device: expected auto, cpu, cuda or cuda:i, got 'tpu'",
+                     id="device"),
+        pytest.param(["--model-kwargs={bad"], "--model-kwargs: not JSON*", id="kwargs"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(pytester, args, message):
+    result = pytester.runpytest("--ckpt=x.pt", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_device_cuda_without_cuda_is_a_usage_error(pytester):
+    result = pytester.runpytest("--ckpt=x.pt", "--device=cuda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--device=cuda: CUDA is not available here*"])
+
+
+def test_settings_from_pyproject_and_fail_on_warn(pytester, small_ckpts):
+    good, _ = small_ckpts
+    pytester.makepyprojecttoml(
+        "[tool.pytest.ini_options]\n"
+        'credit_audit_data = "digits"\n'
+        'credit_audit_null_draws = "40"\n'
+        'credit_audit_thresholds = ["aggregation_spread.warn_ratio = 1.0", '
+        '"aggregation_spread.fail_ratio = 1e9"]\n')
+    result = pytester.runpytest(f"--ckpt={good}", "-k", "aggregation", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*null_draws=40*", "*aggregation_spread.warn_ratio=1.0*"])
+    warn = result.parseoutcomes()
+    result_strict = pytester.runpytest(f"--ckpt={good}", "-k", "aggregation",
+                                       "--audit-fail-on=warn", "-p", "no:cacheprovider")
+    if warn.get("warnings"):  # the aggregations of this small net differ: WARN
+        result_strict.assert_outcomes(failed=1, deselected=6)
+    else:  # only when they agree exactly (signs disagreeing would FAIL both runs)
+        result_strict.assert_outcomes(passed=1, deselected=6)
+
+
+def test_unknown_threshold_in_ini_is_a_usage_error(pytester):
+    pytester.makeini("[pytest]\ncredit_audit_thresholds =\n    eps_clamping.nope = 1\n")
+    result = pytester.runpytest("--ckpt=x.pt")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*eps_clamping has no threshold 'nope'*"])
+
+
+def test_user_metric_on_the_known_answer_case(pytester):
+    pytester.makepyfile(mylab="import torch.nn.functional as F\n"
+                        "def cos(a, g):\n    return F.cosine_similarity(a, g, dim=-1)\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest("--audit-metric=mylab:cos", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*mylab:cos misses the known cosine at*"])
+
+
+def test_junitxml_works(pytester, small_ckpts):
+    good, _ = small_ckpts
+    xml = pytester.path / "out.xml"
+    pytester.runpytest(f"--ckpt={good}", "--data=digits", "--null-draws=30", f"--junitxml={xml}",
+                       "-k", "eps", "-p", "no:cacheprovider")
+    text = xml.read_text()
+    assert 'name="test_eps_clamping[good]"' in text
