@@ -30,12 +30,19 @@ class AuditOptions:
     thresholds: dict = field(default_factory=dict)
 
     def resolved_device(self) -> str:
-        """``auto`` -> ``cuda`` when available, else ``cpu``."""
-        if self.device != "auto":
+        """``auto`` -> CUDA when available, else ``cpu``; one GPU per pytest-xdist worker."""
+        import os
+
+        if self.device not in ("auto", "cuda"):
             return self.device
         import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        if worker.startswith("gw") and worker[2:].isdigit() and torch.cuda.device_count() > 1:
+            return f"cuda:{int(worker[2:]) % torch.cuda.device_count()}"
+        return "cuda"
 
     def deciding(self) -> dict:
         """The options that decide the numbers (header, JSON provenance)."""

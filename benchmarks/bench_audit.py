@@ -1,0 +1,118 @@
+"""Time one full audit (all six checks) per checkpoint, and the bulk null at large K.
+
+Usage:
+    python benchmarks/bench_audit.py --device cuda --out bench.json
+
+Audits the demo's reference checkpoints and a CIFAR-sized ResidualMLP (3072 -> 256, 4 blocks,
+N = 1024 random inputs), each in a fresh AuditRun so nothing is shared between timings, then
+times the null distribution alone for K = 1000 and K = 100000. Prints a table and writes JSON
+with the device, torch version and date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from credit_audit._options import AuditOptions
+from credit_audit.checklist import PITFALL_IDS
+from credit_audit.fixtures._residual_mlp import ResidualMLP
+from credit_audit.fixtures.audit import AuditRun
+from credit_audit.fixtures.credit import dfa_error
+from credit_audit.fixtures.factory import build_reference_checkpoints
+from credit_audit.pitfalls import bs_specificity
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_audit(opts: AuditOptions, ckpt_id: str, cache: Path | None) -> dict:
+    run = AuditRun(opts, Path.cwd(), progress=lambda m: None, cache_dir=cache)
+    t0 = time.perf_counter()
+    run.state(ckpt_id)
+    _sync(run.state(ckpt_id).device)
+    t_state = time.perf_counter() - t0
+    per_check = {}
+    for pid in PITFALL_IDS:
+        t = time.perf_counter()
+        status = run.verdict(pid, ckpt_id).status
+        _sync(run.state(ckpt_id).device)
+        per_check[pid] = {"seconds": time.perf_counter() - t, "verdict": status}
+    return {"checkpoint": ckpt_id, "shared_pass_s": t_state, "checks": per_check,
+            "total_s": time.perf_counter() - t0}
+
+
+def cifar_sized(folder: Path) -> tuple[Path, Path]:
+    torch.manual_seed(0)
+    model = ResidualMLP(3072, 256, 10, 4)
+    gen = torch.Generator().manual_seed(1)
+    bs = [torch.randn(256, 10, generator=gen) / math.sqrt(10) for _ in range(4)]
+    ckpt = folder / "cifar_sized.pt"
+    torch.save({"state_dict": model.state_dict(), "Bs": bs}, ckpt)
+    data = folder / "eval.pt"
+    torch.save({"x": torch.randn(1024, 3072, generator=gen),
+                "y": torch.randint(0, 10, (1024,), generator=gen)}, data)
+    return ckpt, data
+
+
+def time_null(device: str, draws: int) -> float:
+    gen = torch.Generator().manual_seed(0)
+    e = dfa_error(torch.randn(1024, 10, generator=gen), torch.randint(0, 10, (1024,),
+                                                                       generator=gen))
+    grads = [torch.randn(1024, 256, generator=gen).to(device) for _ in range(5)]
+    e = e.to(device)
+    bs_specificity.null_distribution(e, grads, 4, 256, 0, device)  # warm-up
+    _sync(device)
+    t = time.perf_counter()
+    bs_specificity.null_distribution(e, grads, 4, draws, 0, device)
+    _sync(device)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default="bench.json")
+    p.add_argument("--big-k", type=int, default=100_000)
+    args = p.parse_args()
+    cache = Path(tempfile.mkdtemp()) / "refs"
+    t = time.perf_counter()
+    refs = build_reference_checkpoints(cache, progress=lambda m: None)
+    build_s = time.perf_counter() - t
+    results = {"device": args.device, "date": dt.date.today().isoformat(),
+               "torch": torch.__version__, "factory_build_s": build_s, "audits": [],
+               "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None}
+    for ckpt_id in refs:
+        opts = AuditOptions(ckpts=["demo"], device=args.device)
+        results["audits"].append({"data": "digits N=397", **time_audit(opts, ckpt_id, cache)})
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt, data = cifar_sized(Path(tmp))
+        opts = AuditOptions(ckpts=[str(ckpt)], data=str(data), device=args.device)
+        results["audits"].append({"data": "random 3072-d N=1024",
+                                  **time_audit(opts, "cifar_sized", None)})
+    results["null_k1000_s"] = time_null(args.device, 1000)
+    results["null_big_k"] = args.big_k
+    results["null_big_k_s"] = time_null(args.device, args.big_k)
+    print(f"device {args.device} ({results['gpu']}), torch {results['torch']}, "
+          f"{results['date']}; factory build {build_s:.1f}s")
+    print(f"{'checkpoint':22s} {'total':>8s} {'pass':>7s} " +
+          " ".join(f"{p[:10]:>10s}" for p in PITFALL_IDS))
+    for a in results["audits"]:
+        print(f"{a['checkpoint']:22s} {a['total_s']:8.2f} {a['shared_pass_s']:7.2f} " +
+              " ".join(f"{a['checks'][p]['seconds']:10.2f}" for p in PITFALL_IDS))
+    print(f"null K=1000: {results['null_k1000_s']:.2f}s; "
+          f"K={args.big_k}: {results['null_big_k_s']:.2f}s")
+    Path(args.out).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
