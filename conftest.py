@@ -1,10 +1,11 @@
 """Enables the credit_audit plugin for in-repo runs when the package is not installed.
 
-An installed package registers the plugin through its pytest11 entry point; loading it twice
-would be an error, so this only steps in when that entry point is absent.
+An installed package registers the plugin through its pytest11 entry point, which pytest
+loads before any conftest; loading it a second time would be an error, so this only steps in
+when that has not happened.
 """
 
-from importlib.metadata import entry_points
+import sys
 
-if not any(ep.value == "credit_audit.plugin" for ep in entry_points(group="pytest11")):
+if "credit_audit.plugin" not in sys.modules:
     pytest_plugins = ["credit_audit.plugin"]
