@@ -16,9 +16,13 @@ from credit_audit.fixtures.factory import build_reference_checkpoints
 
 
 @pytest.fixture(scope="session")
-def reference_cache(request) -> Path:
-    """Where the factory caches its checkpoints: pytest's cache dir (fresh in CI)."""
-    return Path(request.config.cache.mkdir("credit_audit_refs"))
+def reference_cache(request, tmp_path_factory) -> Path:
+    """Where the factory caches its checkpoints: pytest's cache dir (fresh in CI), or a
+    temporary folder when the cache provider is off."""
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp("credit_audit_refs")
+    return Path(cache.mkdir("credit_audit_refs"))
 
 
 @pytest.fixture(scope="session")
