@@ -51,12 +51,17 @@ def test_audit_on_cuda_matches_cpu_and_finds_the_cpu_generator(reference, refere
             for dev in ("cpu", "cuda")}
     # dfa_s42 was trained with Bs drawn on the CPU: on CUDA, --bs-device=auto draws them from
     # the CUDA generator, which cannot reproduce them; the audit must say the CPU one does.
-    st = runs["cuda"].state("dfa_s42")
+    path = str(reference["dfa_s42"]["path"])
+    plain = AuditRun(AuditOptions(ckpts=[path], data="digits", bs_seed=42, device="cuda"),
+                     reference_cache.parent, progress=lambda m: None)
+    st = plain.state("dfa_s42")
     assert st.bs_provenance.device == "cuda"
-    bs = runs["cuda"].bs_result(st)
+    bs = plain.bs_result(st)
     assert bs.inside_band
     assert bs.alternatives["cpu"]["inside_band"] is False
-    assert "rerun with --bs-device=cpu" in runs["cuda"].verdict("bs_specificity", "dfa_s42").message
+    assert "rerun with --bs-device=cpu" in plain.verdict("bs_specificity", "dfa_s42").message
+    # the demo knows its Bs were drawn on the CPU
+    assert runs["cuda"].state("dfa_s42").bs_provenance.device == "cpu"
     # stored Bs: the same numbers on both devices
     for ckpt in ("dfa_pen_s42", "dfa_foreign_bs_s42"):
         g_cpu = runs["cpu"].summary(ckpt)["gamma_per_layer"]

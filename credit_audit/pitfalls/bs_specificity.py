@@ -167,8 +167,8 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict):
              f"reconstructed from seed {src.get('seed')} on {src.get('device')}")
     measured = (
         f"Bs {where}; null of K={r.draws} fresh Bs (seed {r.seed}, generator on "
-        f"{r.generator_device}); band [{thresholds['band_low_pct']}th, "
-        f"{thresholds['band_high_pct']}th] percentile; p = {r.p_value:.4f}; the seeds' reading "
+        f"{r.generator_device}); band between percentiles {thresholds['band_low_pct']} and "
+        f"{thresholds['band_high_pct']}; p = {r.p_value:.4f}; the seeds' reading "
         f"of the null mean {r.layer_mean_mean:+.4f}: {r.reading}.\n"
         + table(["layer", "Γ given Bs", "null mean", "null std", "p01", "p99", "z"], rows)
     )
