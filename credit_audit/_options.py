@@ -19,6 +19,7 @@ class AuditOptions:
     n_eval: int | None = None
     bs_seed: int | None = None
     bs_device: str = "auto"
+    bs_over_stored: bool = False  # a claim that says its Bs were reconstructed is taken at its word
     device: str = "auto"
     trust_pickle: bool = False
     html: str | None = None

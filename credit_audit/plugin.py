@@ -20,6 +20,7 @@ from credit_audit._options import AuditOptions
 BUNDLED_CHECKS = Path(__file__).parent / "checks" / "test_audit.py"
 _RUN = pytest.StashKey()
 _ITEM_RECORD = pytest.StashKey()
+_VERIFIER = pytest.StashKey()
 DEFAULT_HTML = "credit-audit/report.html"
 DEFAULT_JSON = "credit-audit/results.json"
 
@@ -180,6 +181,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
     run = AuditRun(opts, base, progress=lambda msg: _write_line(config, msg))
     config.stash[_RUN] = run
+    if opts.claims:
+        from credit_audit.checklist.claims import load_claims
+        from credit_audit.checklist.verify import ClaimVerifier
+
+        try:
+            claims = load_claims(base / opts.claims)
+        except CreditAuditError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[_VERIFIER] = ClaimVerifier(claims, opts, base, run.progress)
     config.pluginmanager.register(AuditSession(config, run), "credit_audit_session")
     if html:
         from credit_audit.report.html import HtmlHooks
@@ -196,6 +206,11 @@ def _write_line(config: pytest.Config, msg: str) -> None:
 def audit_run(config: pytest.Config):
     """The session's AuditRun, or None when the plugin is not auditing."""
     return config.stash.get(_RUN, None)
+
+
+def claim_verifier(config: pytest.Config):
+    """The session's ClaimVerifier (``--claims``), or None."""
+    return config.stash.get(_VERIFIER, None)
 
 
 def record_item(item: pytest.Item, record: dict) -> None:
@@ -252,6 +267,10 @@ class AuditSession:
         return None
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "audit_claim" in metafunc.fixturenames:
+            verifier = claim_verifier(metafunc.config)
+            ids = list(verifier.claims) if verifier else []
+            metafunc.parametrize("audit_claim", ids, ids=ids, scope="session")
         if "audit_ckpt" not in metafunc.fixturenames:
             return
         try:
@@ -261,10 +280,14 @@ class AuditSession:
         metafunc.parametrize("audit_ckpt", ids, ids=ids, scope="session")
 
     def pytest_collection_modifyitems(self, items: list) -> None:
-        # Without checkpoints (--audit-metric or --claims alone) the per-checkpoint checks have
-        # nothing to run on: drop them rather than report six empty-parameter skips.
+        # Without checkpoints (or claims) their checks have nothing to run on: drop them
+        # rather than report empty-parameter skips.
+        drop = set()
         if not self.run.opts.ckpts:
-            items[:] = [i for i in items if "audit_ckpt" not in getattr(i, "fixturenames", ())]
+            drop.add("audit_ckpt")
+        if not self.run.opts.claims:
+            drop.add("audit_claim")
+        items[:] = [i for i in items if not drop & set(getattr(i, "fixturenames", ()))]
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from credit_audit import __version__

@@ -12,6 +12,10 @@ def _num(v, spec: str) -> str:
 
 
 def _headline(check: str, n: dict) -> str:
+    if check == "reproduces":
+        return f"{_num(n['obtained'], '+.4f')} vs {_num(n['expected'], '+.4f')}"
+    if check == "complete":
+        return f"missing {len(n['missing'])}" if n.get("missing") else ""
     if check == "eps_clamping":
         if "max_error" in n:
             return f"err {_num(max(n['max_error']), '.1e')}"
@@ -39,7 +43,9 @@ def cell_text(record: dict | None) -> str:
     numbers = record.get("numbers") or {}
     if verdict == "ERROR" or not numbers:
         return verdict
+    if str(record.get("headline", "")).startswith("not applicable"):
+        return f"{verdict} n/a"
     try:
-        return f"{verdict} {_headline(record['check'], numbers)}"
+        return f"{verdict} {_headline(record['check'], numbers)}".strip()
     except (KeyError, TypeError, ValueError):
         return verdict

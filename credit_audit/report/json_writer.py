@@ -44,12 +44,21 @@ def build_document(records: dict, opts) -> dict:
     from credit_audit.checklist import load_checklist, thresholds_for
 
     ckpts: dict[str, dict] = {}
+    claims: dict[str, dict] = {}
     synthetic = None
     for (kind, ckpt, check), rec in records.items():
         entry = {"verdict": rec.get("verdict"), "headline": rec.get("headline"),
                  "message": rec.get("message"), "numbers": rec.get("numbers") or {}}
         if kind == "synthetic":
             synthetic = entry
+            continue
+        if kind == "claim":
+            c = claims.setdefault(ckpt, {"id": ckpt, "checks": {}})
+            if rec.get("claim"):
+                c.update({k: v for k, v in rec["claim"].items() if k != "id"})
+            if rec.get("path"):
+                c["checkpoint_path"] = rec["path"]
+            c["checks"][check] = entry
             continue
         c = ckpts.setdefault(ckpt, {"id": ckpt, "path": rec.get("path"), "sha256": None,
                                     "format": None, "bs_source": None, "error": None,
@@ -75,8 +84,18 @@ def build_document(records: dict, opts) -> dict:
                        for item in load_checklist()["items"]},
         "checkpoints": list(ckpts.values()),
         "synthetic": synthetic,
-        "claims": [],
+        "claims": [_ordered_claim(c) for c in claims.values()],
     }
+
+
+def _ordered_claim(c: dict) -> dict:
+    from credit_audit.checklist.verify import CLAIM_ITEMS
+
+    c["checks"] = {k: c["checks"][k] for k in CLAIM_ITEMS if k in c["checks"]}
+    verdicts = [v["verdict"] for v in c["checks"].values()]
+    c["verdict"] = "FAIL" if any(v in ("FAIL", "ERROR") for v in verdicts) else (
+        "WARN" if "WARN" in verdicts else "PASS")
+    return c
 
 
 def write_json(path: str, records: dict, opts) -> Path:

@@ -26,6 +26,18 @@ def summary_lines(records: dict, opts) -> list[str]:
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
         lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
+    claims = [c for (k, c, _), _r in records.items() if k == "claim"]
+    claims = list(dict.fromkeys(claims))
+    if claims:
+        from credit_audit.checklist.verify import CLAIM_ITEMS
+
+        header = ["claim", *CLAIM_ITEMS]
+        rows = [[c, *[cell_text(records.get(("claim", c, item))) for item in CLAIM_ITEMS]]
+                for c in claims]
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        lines.append("")
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in rows]
     for (kind, _c, _check), rec in records.items():
         if kind == "synthetic":
             lines.append(f"known-answer eps case ({opts.metric or 'built-in cosine'}): "
