@@ -1,6 +1,6 @@
 """The checklist: ``CHECKLIST.yaml`` is the single source of the six pitfalls."""
 
-from credit_audit.checklist._checklist import (  # noqa: I001 (the public API, re-exported)
+from credit_audit.checklist._checklist import (
     PITFALL_IDS,
     checklist_item,
     load_checklist,
