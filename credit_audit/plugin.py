@@ -174,6 +174,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if not config.option.htmlpath:
             config.option.htmlpath = opts.html
         config.option.self_contained_html = True
+        config.option.css = [*(config.option.css or []),
+                             str(Path(__file__).parent / "report" / "audit.css")]
         opts.html = config.option.htmlpath
     else:
         opts.html = None

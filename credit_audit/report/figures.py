@@ -51,7 +51,7 @@ def _anchors(ax, n):
     ax.axhline(0.9, color="g", lw=0.6, ls=":")
     ax.set_ylabel("ρ_l")
     ax.set_ylim(-0.2, 1.1)
-    ax.legend(fontsize=6, ncol=3)
+    ax.legend(fontsize=6, ncol=1, loc="center left", bbox_to_anchor=(1.02, 0.5))
 
 
 def _band(ax, n, gammas, label):

@@ -31,28 +31,34 @@ def _anchor(ckpt: str | None, check: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else f"_{ord(c):x}" for c in raw)
 
 
-def summary_grid_html(records: dict) -> str:
-    """The checkpoint × pitfall grid; each cell a verdict and headline linking to details."""
-    ckpts = []
-    for kind, ckpt, _ in records:
-        if kind == "checkpoint" and ckpt not in ckpts:
-            ckpts.append(ckpt)
-    head = "".join(f"<th>{escape(p)}</th>" for p in PITFALL_IDS)
+def _grid(records: dict, kind: str, columns, label: str, table_id: str) -> str:
+    subjects = list(dict.fromkeys(s for k, s, _ in records if k == kind))
+    if not subjects:
+        return ""
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     rows = []
-    for ckpt in ckpts:
+    for subject in subjects:
         cells = []
-        for pid in PITFALL_IDS:
-            rec = records.get(("checkpoint", ckpt, pid))
+        for col in columns:
+            rec = records.get((kind, subject, col))
             verdict = rec.get("verdict", "?") if rec else "-"
-            text = cell_text(rec)
             cells.append(
                 f'<td style="border-left:4px solid {_COLORS.get(verdict, "#ccc")}">'
-                f'<a href="#{_anchor(ckpt, pid)}">{escape(text)}</a></td>')
-        rows.append(f"<tr><th>{escape(str(ckpt))}</th>{''.join(cells)}</tr>")
-    return ('<h2>credit_audit summary</h2><table class="credit-audit-grid" '
-            'id="credit-audit-grid" border="1" cellpadding="4" style="border-collapse:collapse">'
-            f"<thead><tr><th>checkpoint</th>{head}</tr></thead><tbody>{''.join(rows)}"
+                f'<a href="#{_anchor(subject, col)}">{escape(cell_text(rec))}</a></td>')
+        rows.append(f"<tr><th>{escape(str(subject))}</th>{''.join(cells)}</tr>")
+    return (f'<table class="credit-audit-grid" id="{table_id}" border="1" '
+            'style="border-collapse:collapse">'
+            f"<thead><tr><th>{escape(label)}</th>{head}</tr></thead><tbody>{''.join(rows)}"
             "</tbody></table>")
+
+
+def summary_grid_html(records: dict) -> str:
+    """Checkpoints (and claims) × checks; each cell a verdict and headline linking to details."""
+    from credit_audit.checklist.verify import CLAIM_ITEMS
+
+    return ("<h2>credit_audit verdicts</h2>"
+            + _grid(records, "checkpoint", PITFALL_IDS, "checkpoint", "credit-audit-grid")
+            + _grid(records, "claim", CLAIM_ITEMS, "claim", "credit-audit-claims"))
 
 
 def checklist_html(records: dict) -> str:
@@ -71,18 +77,21 @@ def details_html(record: dict) -> str:
     """One check's extra: verdict, question, measured values, figure, why and fix."""
     check = record.get("check", "")
     verdict = record.get("verdict", "?")
-    parts = [f'<div id="{_anchor(record.get("ckpt"), check)}">',
+    parts = [f'<div class="credit-audit-detail" id="{_anchor(record.get("ckpt"), check)}">',
              f"<p>{_badge(verdict)} <b>{escape(check)}</b> on "
              f"<code>{escape(str(record.get('ckpt') or 'known-answer case'))}</code></p>"]
     try:
         parts.append(f"<p><i>{escape(checklist_item(check)['question'])}</i></p>")
     except Exception:  # noqa: BLE001 - an unknown id only loses the question
         pass
-    parts.append('<pre style="white-space:pre-wrap">'
-                 f"{escape(str(record.get('message') or ''))}</pre>")
+    parts.append(f"<pre>{escape(str(record.get('message') or ''))}</pre>")
     png = figure_png(check, record.get("numbers") or {})
     if png:
         parts.append(f'<img alt="{escape(check)} figure" src="data:image/png;base64,{png}">')
+    if record.get("claim"):
+        parts.append("<details><summary>claim and protocol</summary><pre>"
+                     f"{escape(json.dumps(record['claim'], indent=2, default=str))}</pre>"
+                     "</details>")
     summary = record.get("checkpoint")
     if summary:
         prov = {k: summary.get(k) for k in ("format", "sha256", "size_bytes", "bs_source",
@@ -126,7 +135,17 @@ class HtmlHooks:
         from credit_audit.report.json_writer import environment
 
         run = config.pluginmanager.get_plugin("credit_audit_session").run
+        # pytest-html renders environment values as HTML: escape ours (paths, class names)
         for k, v in environment().items():
-            metadata[f"credit_audit env {k}"] = str(v)
+            if k not in ("python", "platform"):  # pytest-metadata shows those already
+                metadata[f"credit_audit env {k}"] = escape(str(v))
         for k, v in run.opts.deciding().items():
-            metadata[f"credit_audit option {k}"] = str(v)
+            metadata[f"credit_audit option {k}"] = escape(str(v))
+
+    def pytest_html_results_table_row(self, report, cells):
+        """pytest-html puts the test id into the row unescaped; a checkpoint id is a file
+        name, which may carry markup: replace that cell with an escaped one."""
+        test_id = report.nodeid + ("" if report.when == "call" else f"::{report.when}")
+        for i, cell in enumerate(cells):
+            if cell.startswith('<td class="col-testId">'):
+                cells[i] = f'<td class="col-testId">{escape(test_id)}</td>'

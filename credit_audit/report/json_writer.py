@@ -36,7 +36,20 @@ def environment() -> dict:
            "gpu": None, "python": platform.python_version(), "platform": platform.platform()}
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
+    env["git_commit"] = _git_commit()
     return env
+
+
+def _git_commit() -> str | None:
+    """The commit of the working directory's repository, when there is one."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def build_document(records: dict, opts) -> dict:
