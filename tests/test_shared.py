@@ -1,0 +1,99 @@
+"""One computation per checkpoint, adapters for other architectures, determinism."""
+
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from credit_audit._options import AuditOptions
+from credit_audit.checklist import PITFALL_IDS
+from credit_audit.fixtures import compute, load_eval_data
+from credit_audit.fixtures.audit import AuditRun
+from credit_audit.fixtures.factory import ReferenceSpec, train_reference
+
+
+class PlainMLP(nn.Module):
+    """Not a residual network: it brings its own adapter methods."""
+
+    num_blocks = 2
+
+    def __init__(self, d_in=64, d=12, c=10):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(d_in, d), nn.Linear(d, d), nn.Linear(d, d)])
+        self.head = nn.Linear(d, c)
+
+    def hidden_states(self, x):
+        hs = [torch.tanh(self.layers[0](x))]
+        for layer in self.layers[1:]:
+            hs.append(torch.tanh(layer(hs[-1])))
+        return hs, self.head(hs[-1])
+
+    def forward_from(self, layer, h):
+        for lin in self.layers[layer + 1:]:
+            h = torch.tanh(lin(h))
+        return self.head(h)
+
+
+def make_data():
+    """module:function data source for the test (first 50 digits)."""
+    ev = load_eval_data("digits", n_eval=50)
+    return ev.x, ev.y
+
+
+def test_adapter_protocol_model_runs_every_check_with_one_pass(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = PlainMLP()
+    bs = [torch.randn(12, 10) / math.sqrt(10) for _ in range(2)]
+    path = tmp_path / "plain.pt"
+    torch.save({"state_dict": model.state_dict(), "Bs": bs}, path)
+    calls = []
+    real = compute.forward_backward
+    monkeypatch.setattr(compute, "forward_backward",
+                        lambda *a, **k: calls.append(a[1].dtype) or real(*a, **k))
+    opts = AuditOptions(ckpts=[str(path)], model="tests.test_shared:PlainMLP",
+                        data="tests.test_shared:make_data", device="cpu", null_draws=50)
+    run = AuditRun(opts, Path.cwd(), progress=lambda m: None)
+    statuses = {pid: run.verdict(pid, "plain").status for pid in PITFALL_IDS}
+    run.summary("plain")
+    assert set(statuses.values()) <= {"PASS", "WARN", "FAIL"}
+    # one float32 pass and one float64 pass, shared by all six checks and the summary
+    assert calls == [torch.float32, torch.float64]
+    st = run.state("plain")
+    assert st.num_layers == 3 and st.data.n == 50
+
+
+def test_factory_training_is_deterministic():
+    spec = ReferenceSpec("tiny", "dfa", epochs=1, lam=0.5)
+    (m1, b1, a1), (m2, b2, a2) = train_reference(spec), train_reference(spec)
+    assert a1 == a2
+    assert all(torch.equal(b1[i], b2[i]) for i in range(len(b1)))
+    s1, s2 = m1.state_dict(), m2.state_dict()
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+def test_claims_on_one_checkpoint_share_its_computation(reference, reference_cache,
+                                                         monkeypatch):
+    from credit_audit.checklist.claims import Claim
+    from credit_audit.checklist.verify import ClaimVerifier
+
+    prepared = []
+    real = AuditRun.state
+
+    def counting(self, ckpt_id):
+        if ckpt_id not in self._states:
+            prepared.append(ckpt_id)
+        return real(self, ckpt_id)
+
+    monkeypatch.setattr(AuditRun, "state", counting)
+    common = {"checkpoint": str(reference["dfa_pen_s42"]["path"]), "tolerance": 1.0,
+              "value": 0.2, "layers": [0, 1, 2, 3, 4], "aggregation": "pooled_mean",
+              "cosine": "unclamped", "bs": {"source": "stored"}, "data": "digits",
+              "n_eval": 397, "device": "cpu"}
+    claims = [Claim(id=f"c{i}", source=f"c{i}", metric=m, **common)
+              for i, m in enumerate(("gamma", "null_mean", "layer0_share"))]
+    verifier = ClaimVerifier(claims, AuditOptions(), Path.cwd(), lambda m: None,
+                             cache_dir=reference_cache)
+    for claim in claims:
+        assert verifier.verdict("reproduces", claim.id).status == "PASS"
+    assert prepared == ["dfa_pen_s42"]
