@@ -243,6 +243,11 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     return report
 
 
+def _param(item: pytest.Item | None, name: str):
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(name) if callspec is not None else None
+
+
 def _last_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1] if lines else "error"
@@ -301,6 +306,13 @@ class AuditSession:
             lines.append("credit_audit thresholds: " + ", ".join(
                 f"{k}={v}" for k, v in deciding["thresholds"].items()))
         return lines
+
+    def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+        # Items are grouped by checkpoint (a session-scoped parameter): when the next item is
+        # another checkpoint's, this one's tensors are no longer needed.
+        ckpt = _param(item, "audit_ckpt")
+        if ckpt is not None and _param(nextitem, "audit_ckpt") != ckpt:
+            self.run.release(ckpt)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         record = getattr(report, "credit_audit", None)

@@ -97,3 +97,30 @@ def test_claims_on_one_checkpoint_share_its_computation(reference, reference_cac
     for claim in claims:
         assert verifier.verdict("reproduces", claim.id).status == "PASS"
     assert prepared == ["dfa_pen_s42"]
+
+
+def test_a_sweep_keeps_one_checkpoints_tensors_at_a_time(pytester, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sweep")
+    for i in range(3):
+        torch.manual_seed(i)
+        model = PlainMLP()
+        torch.save({"state_dict": model.state_dict(),
+                    "Bs": [torch.randn(12, 10) / math.sqrt(10) for _ in range(2)]},
+                   folder / f"m{i}.pt")
+    pytester.makepyfile(sweep_probe=  # a plugin, not a conftest: the checks live elsewhere
+        "import pytest\n"
+        "from credit_audit.plugin import audit_run\n"
+        "LIVE = []\n"
+        "@pytest.hookimpl(trylast=True)\n"
+        "def pytest_runtest_teardown(item):\n"
+        "    LIVE.append(len(audit_run(item.config)._states))\n"
+        "def pytest_sessionfinish(session):\n"
+        "    print('LIVE', max(LIVE))\n")
+    pytester.syspathinsert()
+    pytester.syspathinsert(Path(__file__).parents[1])
+    result = pytester.runpytest("-p", "sweep_probe", f"--ckpt={folder}",
+                                "--model=tests.test_shared:PlainMLP", "--data=digits",
+                                "--null-draws=20", "-s", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*LIVE 1"])  # never two checkpoints in memory
+    doc = (pytester.path / "credit-audit" / "results.json").read_text()
+    assert doc.count('"sha256": "') == 3
