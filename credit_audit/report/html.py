@@ -66,7 +66,7 @@ def checklist_html(records: dict) -> str:
     items = []
     for item in load_checklist()["items"]:
         verdicts = [r.get("verdict", "?") for (k, _c, chk), r in records.items()
-                    if k == "checkpoint" and chk == item["id"]]
+                    if k in ("checkpoint", "claim") and chk == item["id"]]
         counts = ", ".join(f"{v} {verdicts.count(v)}" for v in _COLORS if v in verdicts)
         items.append(f"<li><b>{escape(item['title'])}</b> (<code>{escape(item['id'])}</code>) "
                      f"— {escape(counts or 'not run')}<br><i>{escape(item['question'])}</i></li>")
