@@ -171,6 +171,15 @@ def test_no_bs_and_no_seed(tmp_path, digits):
         audit(p, digits)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_generator_bs_without_cuda(tmp_path, digits):
+    p = write(tmp_path, "raw.pt", small_model().state_dict())
+    with pytest.raises(CreditAuditError, match=re.escape(
+            f"checkpoint {p}: its Bs are to be reconstructed from seed 42 with the CUDA "
+            "generator, and CUDA is not available here")):
+        audit(p, digits, bs_seed=42, bs_device="cuda")
+
+
 def test_labels_outside_the_model_classes(tmp_path):
     torch.manual_seed(0)
     model = ResidualMLP(D_IN, D, 5, L)
