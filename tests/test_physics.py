@@ -89,3 +89,30 @@ def test_gamma_and_aggregations_match_the_seeds_method(demo_run, reference, ckpt
     g = c.mean(1)
     if g.sum() > 0:
         assert summary["layer0_share"] == pytest.approx(g[0] / g.sum(), abs=1e-5)
+
+
+def test_null_agrees_with_the_seeds_fresh_bs_method(demo_run):
+    """Seed 000's control: 20 fresh Bs from torch.manual_seed(10000 + k), Γ per layer. Its
+    mean must sit where the bulk null (other draws, same distribution) puts it."""
+    st = demo_run.state("dfa_pen_s42")
+    bs_null = demo_run.bs_result(st)
+    draws = []
+    for k in range(20):
+        torch.manual_seed(10000 + k)
+        fresh = [torch.randn(256, 10) / np.sqrt(10) for _ in range(4)]
+        e = F.softmax(st.logits, dim=-1)
+        e[torch.arange(len(st.y)), st.y] -= 1
+        row = []
+        for layer in range(5):
+            a = e @ fresh[min(layer, 3)].T
+            g = st.grads[layer]
+            an = a.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+            gn = g.norm(dim=-1, keepdim=True).clamp_min(1e-30)
+            row.append(((a / an) * (g / gn)).sum(-1).double().mean().item())
+        draws.append(row)
+    seeds_mean = np.array(draws).mean(0)
+    for layer in range(5):
+        sem = bs_null.per_layer_std[layer] / np.sqrt(20)
+        assert abs(seeds_mean[layer] - bs_null.per_layer_mean[layer]) < 4 * sem + 1e-3
+    # and the training Bs stand far outside what the seeds' fresh draws give
+    assert min(bs_null.gamma_per_layer) > np.array(draws).max()
