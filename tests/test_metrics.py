@@ -313,3 +313,23 @@ def test_layer0_dominance_verdicts(gammas, status):
     v = layer0_dominance.verdict(r, thresholds_for("layer0_dominance"),
                                  checklist_item("layer0_dominance"))
     assert v.status == status
+
+
+def test_eps_verdict_fails_a_nan_bias():
+    r = eps_clamping.EpsClampingResult(1e-8, [0.1], [float("nan")], [float("nan")], [0.0],
+                                       [1.0])
+    v = eps_clamping.verdict(r, thresholds_for("eps_clamping"), checklist_item("eps_clamping"))
+    assert v.status == "FAIL"
+
+
+def test_alternative_generators_are_placed_against_the_same_band():
+    null = torch.linspace(-0.02, 0.02, 101, dtype=torch.float64)[:, None].repeat(1, 2)
+    th = thresholds_for("bs_specificity") | {"null_seed": 0}
+    r = bs_specificity.measure([0.0, 0.01], null.numpy(), th, {"source": "reconstructed"},
+                               "cuda")
+    bs_specificity.place_alternatives(r, {"cpu": [0.2, 0.3]})
+    assert r.inside_band
+    assert r.alternatives["cpu"] == {"gamma_per_layer": [0.2, 0.3], "gamma_layer_mean": 0.25,
+                                     "inside_band": False}
+    assert "rerun with --bs-device=cpu" in bs_specificity.verdict(
+        r, th, checklist_item("bs_specificity")).message

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 
 from credit_audit.pitfalls._common import FAIL, PASS, compose, table
 
-__all__ = ["BsSpecificityResult", "gamma_for_bs", "measure", "null_distribution", "verdict"]
+__all__ = ["BsSpecificityResult", "gamma_for_bs", "measure", "null_distribution",
+           "place_alternatives", "verdict"]
 
 CHUNK = 256  # draws per chunk: fixed, so the random stream depends only on (K, seed, device)
 
@@ -113,12 +114,9 @@ def _reading(null_mean: float, specific_below: float, generic_above: float) -> s
     return "mixed"
 
 
-def measure(gamma_per_layer, null, thresholds: dict, bs_source: dict, generator_device: str,
-            alternatives: dict | None = None) -> BsSpecificityResult:
-    """Place the given Γ in the null (K, L+1) of fresh Bs.
-
-    ``alternatives`` maps another generator's name to its per-layer Γ (reconstructed Bs only).
-    """
+def measure(gamma_per_layer, null, thresholds: dict, bs_source: dict,
+            generator_device: str) -> BsSpecificityResult:
+    """Place the given Γ in the null (K, L+1) of fresh Bs."""
     import numpy as np
 
     null = np.asarray(null, dtype=np.float64)
@@ -130,11 +128,6 @@ def measure(gamma_per_layer, null, thresholds: dict, bs_source: dict, generator_
     std = null.std(0, ddof=1) if len(null) > 1 else np.zeros(null.shape[1])
     lm_std = float(lm.std(ddof=1)) if len(lm) > 1 else 0.0
     k = len(null)
-    alt = {}
-    for name, gammas in (alternatives or {}).items():
-        m = float(np.mean(gammas))
-        alt[name] = {"gamma_per_layer": list(map(float, gammas)), "gamma_layer_mean": m,
-                     "inside_band": bool(p01 <= m <= p99)}
     return BsSpecificityResult(
         draws=k, seed=thresholds["null_seed"], generator_device=generator_device,
         gamma_per_layer=obs.tolist(), gamma_layer_mean=obs_lm,
@@ -150,8 +143,17 @@ def measure(gamma_per_layer, null, thresholds: dict, bs_source: dict, generator_
         inside_band=bool(p01 <= obs_lm <= p99),
         reading=_reading(float(lm.mean()), thresholds["specific_below"],
                          thresholds["generic_above"]),
-        bs_source=bs_source, alternatives=alt,
+        bs_source=bs_source, alternatives={},
     )
+
+
+def place_alternatives(result: BsSpecificityResult, alternatives: dict) -> None:
+    """Record other generators' per-layer Γ (``{name: gammas}``) against the same band."""
+    for name, gammas in alternatives.items():
+        m = sum(gammas) / len(gammas)
+        result.alternatives[name] = {
+            "gamma_per_layer": [float(g) for g in gammas], "gamma_layer_mean": m,
+            "inside_band": bool(result.layer_mean_p01 <= m <= result.layer_mean_p99)}
 
 
 def verdict(result: BsSpecificityResult, thresholds: dict, item: dict):

@@ -70,7 +70,7 @@ def measure(a: list, g: list, eps: float = 1e-8) -> EpsClampingResult:
 def verdict(result: EpsClampingResult, thresholds: dict, item: dict):
     """FAIL when any layer's |bias| exceeds ``max_abs_bias``."""
     limit = thresholds["max_abs_bias"]
-    bad = [i for i, b in enumerate(result.bias) if abs(b) > limit]
+    bad = [i for i, b in enumerate(result.bias) if not abs(b) <= limit]  # NaN fails too
     worst = max(range(len(result.bias)), key=lambda i: abs(result.bias[i]))
     rows = [[f"l{i}", result.g_norm_median[i], result.clamped_share[i],
              result.gamma_unclamped[i], result.gamma_torch_default[i], result.bias[i]]
