@@ -3,6 +3,7 @@
 import math
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -124,3 +125,24 @@ def test_a_sweep_keeps_one_checkpoints_tensors_at_a_time(pytester, tmp_path_fact
     result.stdout.fnmatch_lines(["*LIVE 1"])  # never two checkpoints in memory
     doc = (pytester.path / "credit-audit" / "results.json").read_text()
     assert doc.count('"sha256": "') == 3
+
+
+def test_rho_claim_aggregates_the_anchors_signal_over_its_layers(reference, reference_cache):
+    from credit_audit.checklist.claims import Claim
+    from credit_audit.checklist.verify import ClaimVerifier
+
+    common = {"checkpoint": str(reference["dfa_pen_s42"]["path"]), "tolerance": 1.0,
+              "value": 0.0, "cosine": "unclamped", "bs": {"source": "stored"},
+              "data": "digits", "n_eval": 397, "device": "cpu", "metric": "rho",
+              "layers": [1, 2, 3, 4]}
+    claims = [Claim(id="mean", source="mean", aggregation="mean_samples_mean_layers", **common),
+              Claim(id="median", source="median", aggregation="mean_samples_median_layers",
+                    **common)]
+    verifier = ClaimVerifier(claims, AuditOptions(), Path.cwd(), lambda m: None,
+                             cache_dir=reference_cache)
+    got = {c.id: verifier.verdict("reproduces", c.id).numbers["obtained"] for c in claims}
+    run, ckpt = verifier._run_for(claims[0])
+    rho = run.anchors_result(run.state(ckpt)).rho["fp32"]["signal"][1:]
+    middle = sorted(rho)[1:3]  # four layers: the median is the mean of the two middle ones
+    assert got["mean"] == pytest.approx(sum(rho) / 4, abs=1e-12)
+    assert got["median"] == pytest.approx(sum(middle) / 2, abs=1e-12)

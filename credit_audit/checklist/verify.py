@@ -32,6 +32,7 @@ def _layer_values(values: list, claim: Claim) -> list:
 
 def claim_value(run, st, claim: Claim) -> tuple[float, str]:
     """The claim's number recomputed under its own protocol, and how it was computed."""
+    import numpy as np
     import torch
     import torch.nn.functional as F
 
@@ -51,11 +52,9 @@ def claim_value(run, st, claim: Claim) -> tuple[float, str]:
     if claim.metric == "rho":
         rho = run.anchors_result(st).rho["fp32"]["signal"]
         layers = _layer_values(rho, claim)
-        vals = torch.tensor([rho[v] for v in layers], dtype=torch.float64)
+        vals = [rho[v] for v in layers]
         over_layers = "median" if aggregation.endswith("median_layers") else "mean"
-        value = float(vals.median() if over_layers == "median" else vals.mean())
-        if over_layers == "median" and len(vals) % 2 == 0:
-            value = float(vals.sort().values[len(vals) // 2 - 1:len(vals) // 2 + 1].mean())
+        value = float(np.median(vals) if over_layers == "median" else np.mean(vals))
         return value, f"ρ (mean over samples, {over_layers} over layers {layers}, fp32)"
     bs = run.bs_result(st)
     if claim.metric == "null_mean":

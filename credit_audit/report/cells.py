@@ -49,3 +49,8 @@ def cell_text(record: dict | None) -> str:
         return f"{verdict} {_headline(record['check'], numbers)}".strip()
     except (KeyError, TypeError, ValueError):
         return verdict
+
+
+def subjects(records: dict, kind: str) -> list[str]:
+    """The checkpoints (or claims) of a run, in the order their first record came."""
+    return list(dict.fromkeys(subject for k, subject, _ in records if k == kind))

@@ -12,7 +12,7 @@ from html import escape
 import pytest
 
 from credit_audit.checklist import PITFALL_IDS, checklist_item, load_checklist
-from credit_audit.report.cells import cell_text
+from credit_audit.report.cells import cell_text, subjects
 from credit_audit.report.figures import figure_png
 
 __all__ = ["HtmlHooks", "details_html", "summary_grid_html"]
@@ -32,12 +32,12 @@ def _anchor(ckpt: str | None, check: str) -> str:
 
 
 def _grid(records: dict, kind: str, columns, label: str, table_id: str) -> str:
-    subjects = list(dict.fromkeys(s for k, s, _ in records if k == kind))
-    if not subjects:
+    names = subjects(records, kind)
+    if not names:
         return ""
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     rows = []
-    for subject in subjects:
+    for subject in names:
         cells = []
         for col in columns:
             rec = records.get((kind, subject, col))

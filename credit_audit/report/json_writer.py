@@ -79,15 +79,13 @@ def build_document(records: dict, opts) -> dict:
                                     "aggregations": None, "layer0_share": None,
                                     "null": None})
         c["checks"][check] = entry
-        summary = rec.get("checkpoint")
-        if summary:
-            c.update(summary)
-        elif rec.get("verdict") == "ERROR" and c["error"] is None:
-            c["error"] = rec.get("headline") or rec.get("message")
+        if rec.get("checkpoint"):
+            c.update(rec["checkpoint"])
     for c in ckpts.values():
         c["checks"] = {pid: c["checks"][pid] for pid in PITFALL_IDS if pid in c["checks"]}
-        if c["sha256"] is not None:
-            c["error"] = None
+        if c["sha256"] is None:  # never computed: the reason its checks could not run
+            c["error"] = next((e["headline"] or e["message"] for e in c["checks"].values()
+                               if e["verdict"] == "ERROR"), None)
     return {
         "schema_version": SCHEMA_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
