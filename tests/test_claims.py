@@ -149,3 +149,32 @@ def test_malformed_claims_file_is_a_usage_error(pytester):
     result = pytester.runpytest(f"--claims={p}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*claims.yaml: claim 'dfa-gamma': field 'aggregation' must be*"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        pytest.param({"checkpoint": "demo:nope"},
+                     "c: field 'checkpoint': no demo checkpoint 'nope' (known: bp_s42, dfa_s42",
+                     id="demo-id"),
+        pytest.param({"checkpoint": "demo:dfa_s42", "bs": {"source": "stored"}},
+                     "c: field 'bs' says the Bs are stored, but", id="bs-stored"),
+        pytest.param({"layers": [0, 7]}, "c: field 'layers' names layer 7, the network has "
+                     "layers 0..4", id="layers"),
+    ],
+)
+def test_claim_protocol_errors_name_the_field(reference_cache, edit, message):
+    from pathlib import Path
+
+    from credit_audit._options import AuditOptions
+    from credit_audit.checklist.claims import Claim
+    from credit_audit.checklist.verify import ClaimVerifier
+
+    fields = {"checkpoint": "demo:dfa_pen_s42", "metric": "gamma", "value": 0.2,
+              "tolerance": 1.0, "layers": [0, 1], "aggregation": "pooled_mean",
+              "cosine": "unclamped", "bs": {"source": "stored"}, "data": "digits",
+              "n_eval": 397, "device": "cpu", **edit}
+    verifier = ClaimVerifier([Claim(id="c", source="c", **fields)], AuditOptions(ckpts=[]),
+                             Path.cwd(), lambda m: None, cache_dir=reference_cache)
+    with pytest.raises(CreditAuditError, match=re.escape(message)):
+        verifier.verdict("reproduces", "c")

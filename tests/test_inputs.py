@@ -68,8 +68,9 @@ def test_four_formats_give_the_same_numbers(tmp_path, digits):
     for fmt, p in paths.items():
         ck = load_checkpoint(ref(p))
         assert ck.format == fmt
-        if fmt == "state_dict":
-            # no Bs stored: store them by hand through the bundle's numbers instead
+        assert all(torch.equal(ck.state_dict[k], v) for k, v in sd.items())
+        if fmt == "state_dict":  # holds no Bs: the weights are compared above
+            assert ck.bs is None
             continue
         st = audit(p, digits)
         assert st.bs_provenance.source == "stored"
@@ -299,3 +300,41 @@ def test_reconstruction_follows_the_seeds_recipe_and_keeps_the_rng():
     ResidualMLP(D_IN, D, C, L)
     want = [torch.randn(D, C) / math.sqrt(C) for _ in range(L)]
     assert all(torch.equal(a, b) for a, b in zip(bs, want))
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        pytest.param("no-embed", "key 'embed.weight' is missing; the built-in ResidualMLP needs",
+                     id="no-embed"),
+        pytest.param("no-blocks", "no 'blocks.<i>.*' keys; found no blocks", id="no-blocks"),
+        pytest.param("gap", "block indices [0, 2] are not 0..1", id="block-gap"),
+    ],
+)
+def test_state_dict_the_reference_model_cannot_size(tmp_path, digits, kind, message):
+    sd = small_model().state_dict()
+    if kind == "no-embed":
+        sd.pop("embed.weight")
+    else:
+        drop = ("blocks.",) if kind == "no-blocks" else ("blocks.1.",)
+        sd = {k: v for k, v in sd.items() if not k.startswith(drop)}
+        if kind == "gap":
+            sd.update({k.replace("blocks.0.", "blocks.2."): v
+                       for k, v in small_model().state_dict().items()
+                       if k.startswith("blocks.0.")})
+    p = write(tmp_path, "odd.pt", {"state_dict": sd, "Bs": bs_list()})
+    with pytest.raises(CreditAuditError, match=re.escape(f"checkpoint {p}: {message}")):
+        audit(p, digits)
+
+
+def test_unknown_data_source():
+    with pytest.raises(CreditAuditError, match=re.escape(
+            "--data='imagenet': expected cifar10, digits, a tensors file (.pt) or "
+            "module:function")):
+        load_eval_data("imagenet")
+
+
+def test_tensors_file_without_y(tmp_path):
+    torch.save({"x": torch.zeros(3, 4)}, tmp_path / "e.pt")
+    with pytest.raises(CreditAuditError, match=re.escape("expected a dict with keys 'x' and 'y'")):
+        load_eval_data(str(tmp_path / "e.pt"))

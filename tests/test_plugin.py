@@ -157,3 +157,11 @@ def test_junitxml_works(pytester, small_ckpts):
                        "-k", "eps", "-p", "no:cacheprovider")
     text = xml.read_text()
     assert 'name="test_eps_clamping[good]"' in text
+
+
+def test_user_metric_that_raises_is_an_error(pytester):
+    pytester.makepyfile(badlab="def cos(a, g):\n    raise ValueError('no norm')\n")
+    pytester.syspathinsert()
+    result = pytester.runpytest("--audit-metric=badlab:cos", "-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*--audit-metric=badlab:cos: raised ValueError: no norm*"])
