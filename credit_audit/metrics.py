@@ -54,6 +54,7 @@ def cosine_unclamped(a: Any, g: Any) -> Any:
 
     Each row is normalised on its own in float64, so norms as small as 1e-30 keep their
     direction. A row whose ``a`` or ``g`` is exactly zero has no direction: its cosine is 0.
+    A row holding NaN or Inf has no cosine either, and says so: NaN (never a silent 0).
 
     Example:
         >>> import torch
@@ -76,4 +77,6 @@ def cosine_unclamped(a: Any, g: Any) -> Any:
     ok = (an > 0) & (gn > 0)
     au = a / torch.where(ok, an, 1.0).unsqueeze(-1)
     gu = g / torch.where(ok, gn, 1.0).unsqueeze(-1)
-    return torch.where(ok, (au * gu).sum(-1), 0.0).clamp(-1.0, 1.0)
+    out = torch.where(ok, (au * gu).sum(-1), 0.0).clamp(-1.0, 1.0)
+    finite = torch.isfinite(a).all(-1) & torch.isfinite(g).all(-1)
+    return torch.where(finite, out, float("nan"))

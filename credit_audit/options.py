@@ -227,6 +227,17 @@ OPTIONS: tuple[Option, ...] = (
         threshold=("bs_specificity", "null_seed"),
     ),
     Option(
+        "--metric",
+        "reported_metric",
+        parsers.choice("gamma", "rho", "both"),
+        None,
+        "The metric your paper reports: gamma (the cosine Γ), rho (the perturbation "
+        "correlation ρ) or both; calibration_anchors audits its anchors (a claim audits its own).",
+        metavar="gamma|rho|both",
+        deciding=True,
+        threshold=("calibration_anchors", "metric"),
+    ),
+    Option(
         "--trust-pickle",
         "trust_pickle",
         parsers.flag,

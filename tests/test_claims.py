@@ -148,10 +148,11 @@ def test_claims_gate_end_to_end(pytester, reference, demo_run):
     claims = {c["id"]: c for c in doc["claims"]}
     verdicts = {cid: {k: v["verdict"] for k, v in c["checks"].items()} for cid, c in claims.items()}
     assert set(verdicts["true-claim"].values()) == {"PASS"}
-    # the anchors are a ρ matter: reported, not applied, for a Γ claim
-    assert claims["true-claim"]["checks"]["calibration_anchors"]["headline"].startswith(
-        "not applicable"
-    )
+    # a Γ claim audits Γ's anchors (the unclamped positive control, the random control), not
+    # ρ's, whose fp32 anchors fail on these checkpoints
+    anchors = claims["true-claim"]["checks"]["calibration_anchors"]
+    assert anchors["headline"].startswith("min Γ(g) +1.000"), anchors["headline"]
+    assert "--metric=gamma" in anchors["message"]
     assert claims["true-claim"]["verdict"] == "PASS"
     assert verdicts["wrong-value"]["reproduces"] == "FAIL"
     rep = claims["wrong-value"]["checks"]["reproduces"]["numbers"]

@@ -32,12 +32,27 @@ def _layer_values(count: int, claim: Claim) -> list:
     return layers
 
 
+def _aggregate(per_sample: Any, claim: Claim, aggregation: str) -> tuple[float, list]:
+    """The claim's aggregation of a per-sample matrix (L+1, N) over its layers; the deep-layer
+    mean keeps only layers ≥ 1, the other aggregations every layer the claim names."""
+    from credit_audit.pitfalls.aggregation_spread import aggregations
+
+    layers = _layer_values(per_sample.shape[0], claim)
+    if aggregation == "deep_layer_mean":
+        deep = [v for v in layers if v >= 1]
+        if not deep:
+            raise CreditAuditError(
+                f"{claim.source}: field 'aggregation' is deep_layer_mean but field "
+                f"'layers' {layers} names no layer ≥ 1"
+            )
+        return float(per_sample[deep].mean(1).mean()), deep
+    return aggregations(per_sample[layers])[aggregation], layers
+
+
 def claim_value(audit: Any, claim: Claim) -> tuple[float, str]:
     """The claim's number recomputed under its own protocol, and how it was computed."""
-    import numpy as np
+    import torch
     import torch.nn.functional as F
-
-    from credit_audit.pitfalls.aggregation_spread import aggregations
 
     aggregation = claim.aggregation or "mean_samples_mean_layers"
     if claim.metric == "gamma":
@@ -47,19 +62,18 @@ def claim_value(audit: Any, claim: Claim) -> tuple[float, str]:
             cos = fwd.cosines(fwd.signal, lambda a, g: F.cosine_similarity(a, g, dim=-1, eps=eps))
         else:
             cos = fwd.cos
-        layers = _layer_values(cos.shape[0], claim)
-        if aggregation == "deep_layer_mean":
-            deep = [v for v in layers if v >= 1]
-            return float(cos[deep].mean(1).mean()), f"Γ deep-layer mean over layers {deep}"
-        value = aggregations(cos[layers])[aggregation]
+        value, layers = _aggregate(cos, claim, aggregation)
         return value, f"Γ, {aggregation}, layers {layers}, cosine {claim.cosine or 'unclamped'}"
     if claim.metric == "rho":
-        rho = audit.result("calibration_anchors").rho["fp32"]["signal"]
-        layers = _layer_values(len(rho), claim)
-        vals = [rho[v] for v in layers]
-        over_layers = "median" if aggregation.endswith("median_layers") else "mean"
-        value = float(np.median(vals) if over_layers == "median" else np.mean(vals))
-        return value, f"ρ (mean over samples, {over_layers} over layers {layers}, fp32)"
+        anchors = audit.result("calibration_anchors")
+        rows = anchors.rho_samples[anchors.pipeline]
+        if len({len(r) for r in rows}) != 1:
+            raise CreditAuditError(
+                f"{claim.source}: field 'metric': ρ has {[len(r) for r in rows]} samples per "
+                "layer; a ρ claim needs the same samples at every layer"
+            )
+        value, layers = _aggregate(torch.stack(rows), claim, aggregation)
+        return value, f"ρ per sample ({anchors.pipeline}), {aggregation}, layers {layers}"
     if claim.metric == "null_mean":
         bs = audit.result("bs_specificity")
         layers = _layer_values(len(bs.per_layer_mean), claim)

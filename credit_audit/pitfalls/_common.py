@@ -6,7 +6,7 @@ import math
 
 from credit_audit.records import ERROR, FAIL, PASS, WARN, Verdict
 
-__all__ = ["ERROR", "FAIL", "PASS", "WARN", "Verdict", "compose", "fmt", "table"]
+__all__ = ["ERROR", "FAIL", "PASS", "WARN", "Verdict", "against", "compose", "fmt", "table"]
 
 
 def fmt(v, digits: int = 4) -> str:
@@ -22,6 +22,26 @@ def fmt(v, digits: int = 4) -> str:
     if v != 0 and (abs(v) < 10 ** -(digits - 1) or abs(v) >= 1e5):
         return f"{v:.2e}"
     return f"{v:+.{digits}f}"
+
+
+def against(margin: float, error: float) -> str:
+    """PASS / WARN / FAIL for a value ``margin`` away from its threshold on the passing side
+    (negative: on the failing side), measured to within ``error`` (z standard errors).
+
+    A value within its measurement error of the threshold is borderline: WARN, whatever the
+    device. A device's float32 rounding can then move a value across the edge of the
+    borderline zone (PASS to WARN, WARN to FAIL), never from PASS to FAIL. NaN fails.
+
+    Example:
+        >>> against(0.05, 0.02), against(-0.001, 0.018), against(-0.05, 0.02)
+        ('PASS', 'WARN', 'FAIL')
+    """
+    if not margin == margin:  # NaN
+        return FAIL
+    err = error if error == error else 0.0
+    if abs(margin) <= err:
+        return WARN
+    return PASS if margin > 0 else FAIL
 
 
 def table(header: list[str], rows: list[list]) -> str:

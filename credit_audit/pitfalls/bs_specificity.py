@@ -14,7 +14,14 @@ from typing import Any
 from credit_audit.pitfalls import Pitfall, not_applicable
 from credit_audit.pitfalls._common import FAIL, PASS, Verdict, compose, table
 
-__all__ = ["PITFALL", "BsSpecificityResult", "measure", "place_alternatives", "verdict"]
+__all__ = [
+    "PITFALL",
+    "BsSpecificityResult",
+    "layers_outside",
+    "measure",
+    "place_alternatives",
+    "verdict",
+]
 
 
 @dataclass
@@ -115,9 +122,22 @@ def place_alternatives(result: BsSpecificityResult, alternatives: dict) -> None:
         }
 
 
+def layers_outside(result: BsSpecificityResult) -> list:
+    """The layers whose Γ_l lies outside their own null band [p_low, p_high]."""
+    r = result
+    return [
+        i
+        for i, (g, lo, hi) in enumerate(
+            zip(r.gamma_per_layer, r.per_layer_p01, r.per_layer_p99, strict=True)
+        )
+        if not lo <= g <= hi
+    ]
+
+
 def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdict:
     """FAIL when the given Bs' layer-mean Γ lies inside the null band."""
     r = result
+    outside = layers_outside(r)
     rows = [
         [
             f"l{i}",
@@ -127,6 +147,7 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
             r.per_layer_p01[i],
             r.per_layer_p99[i],
             r.per_layer_z[i],
+            "outside" if i in outside else "inside",
         ]
         for i in range(len(r.gamma_per_layer))
     ]
@@ -139,6 +160,7 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
             r.layer_mean_p01,
             r.layer_mean_p99,
             r.z,
+            "inside" if r.inside_band else "outside",
         ]
     )
     src = r.bs_source
@@ -152,7 +174,7 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
         f"{r.generator_device}); band between percentiles {thresholds['band_low_pct']} and "
         f"{thresholds['band_high_pct']}; p = {r.p_value:.4f}; the seeds' reading "
         f"of the null mean {r.layer_mean_mean:+.4f}: {r.reading}.\n"
-        + table(["layer", "Γ given Bs", "null mean", "null std", "p01", "p99", "z"], rows)
+        + table(["layer", "Γ given Bs", "null mean", "null std", "p01", "p99", "z", "band"], rows)
     )
     for name, alt in r.alternatives.items():
         state = "inside" if alt["inside_band"] else "outside"
@@ -167,11 +189,22 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
             + "."
         )
     if r.inside_band:
-        head = (
+        where_band = (
             f"layer-mean Γ {r.gamma_layer_mean:+.4f} lies inside the null band "
-            f"[{r.layer_mean_p01:+.4f}, {r.layer_mean_p99:+.4f}] (p = {r.p_value:.3f}): no "
-            "evidence the network adapted to these Bs (wrong Bs, or no alignment)"
+            f"[{r.layer_mean_p01:+.4f}, {r.layer_mean_p99:+.4f}] (p = {r.p_value:.3f})"
         )
+        if outside:
+            layers = ", ".join(f"l{i} (z {r.per_layer_z[i]:+.1f})" for i in outside)
+            head = (
+                f"{where_band}, but {layers} lie outside their own band: the layer mean shows "
+                "no adaptation to these Bs, those layers do; report Γ per layer "
+                "(see layer0_dominance)"
+            )
+        else:
+            head = (
+                f"{where_band} and so does every layer's Γ: no evidence the network adapted "
+                "to these Bs (wrong Bs, or no alignment)"
+            )
         return compose(FAIL, head, measured, item, r.as_numbers())
     head = (
         f"layer-mean Γ {r.gamma_layer_mean:+.4f} outside the null band "

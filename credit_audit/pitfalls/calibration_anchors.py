@@ -9,12 +9,14 @@ directions, then the mean over samples.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from credit_audit._errors import CreditAuditError
 from credit_audit.metrics import cosine_unclamped, same_layers, same_shape
-from credit_audit.pitfalls import Pitfall, not_applicable
-from credit_audit.pitfalls._common import FAIL, PASS, Verdict, compose, table
+from credit_audit.pitfalls import Pitfall
+from credit_audit.pitfalls._common import PASS, WARN, Verdict, against, compose, fmt, table
+from credit_audit.records import worst
 
 __all__ = ["PITFALL", "AnchorsResult", "loss_changes", "measure", "pearson_rows", "verdict"]
 
@@ -23,7 +25,7 @@ def pearson_rows(u: Any, v: Any) -> tuple:
     """Pearson correlation of ``u[:, n]`` with ``v[:, n]`` for every n (float64).
 
     A column with zero variance in either input has no correlation: it gets 0 and is
-    flagged in the returned mask.
+    flagged in the returned mask. A column holding NaN or Inf gets NaN (never a silent 0).
 
     Example:
         >>> import torch
@@ -34,13 +36,15 @@ def pearson_rows(u: Any, v: Any) -> tuple:
     """
     import torch
 
+    finite = torch.isfinite(u).all(0) & torch.isfinite(v).all(0)
     u = u.double() - u.double().mean(0)
     v = v.double() - v.double().mean(0)
     su = torch.linalg.vector_norm(u, dim=0)
     sv = torch.linalg.vector_norm(v, dim=0)
     degenerate = (su == 0) | (sv == 0)
     r = (u * v).sum(0) / torch.where(degenerate, 1.0, su * sv)
-    return torch.where(degenerate, 0.0, r).clamp(-1, 1), degenerate
+    r = torch.where(degenerate, 0.0, r).clamp(-1, 1)
+    return torch.where(finite, r, float("nan")), degenerate & finite
 
 
 def loss_changes(
@@ -84,22 +88,42 @@ def loss_changes(
 
 @dataclass
 class AnchorsResult:
-    """Anchors and the signal for Γ and ρ, per layer, in the pipeline precision and float64."""
+    """Anchors and the signal for Γ and ρ, per layer, in the pipeline precision and float64.
+
+    Each mean over samples comes with its standard error (``*_se``: the standard deviation
+    over samples / √N; a sample's ρ already varies with its M directions). ``anchored`` is None
+    where the anchors span less than ``min_anchor_span`` (the positive anchor measured
+    nothing). ``rho_samples`` (not in the JSON) keeps the signal's per-sample ρ, (L+1, N) per
+    precision, so that a ρ claim can aggregate over samples as a Γ claim does.
+    """
 
     eps: float
     directions: int
     eps_rel_median_h: list  # ε / median ‖h_l‖
-    gamma: dict  # {"positive", "negative", "signal", "anchored"} -> per-layer list
-    rho: dict  # {"fp32"|"fp64": {"positive", "negative", "signal", "anchored", "degenerate"}}
+    gamma: dict  # {"positive", "negative", "signal", "anchored", "negative_se"} -> per layer
+    rho: dict  # {"fp32"|"fp64": {"positive", "negative", "signal", "anchored", "degenerate",
+    #            "positive_se", "negative_se", "signal_se"}}
     pipeline: str = "fp32"
+    samples: int = 0
+    min_anchor_span: float = 0.5
+    rho_samples: dict = field(default_factory=dict, repr=False, compare=False)  # {prec: [(N,)]}
 
     def as_numbers(self) -> dict:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rho_samples"}
 
 
-def _anchored(v, pos, neg):
+def _anchored(v: float, pos: float, neg: float, min_span: float) -> float | None:
+    """``(v − neg)/(pos − neg)``, or None where the anchors span less than ``min_span``."""
     span = pos - neg
-    return (v - neg) / span if span != 0 else float("nan")
+    return (v - neg) / span if span >= min_span else None
+
+
+def _mean_se(values: Any) -> tuple:
+    """Mean and standard error of the mean over samples; NaN propagates."""
+    n = values.numel()
+    mean = values.mean().item()
+    se = (values.std(unbiased=True) / n**0.5).item() if n > 1 else float("nan")
+    return mean, se
 
 
 BLOCK_ELEMENTS = 1 << 25  # M·N·d above this (256 MB in float64): directions per block of samples
@@ -146,6 +170,7 @@ def measure(
     directions: int = 32,
     seed: int = 0,
     chunk_rows: int = 1 << 16,
+    min_anchor_span: float = 0.5,
 ) -> AnchorsResult:
     """Anchor Γ and ρ with the perfect signal (g_l) and seeded random vectors.
 
@@ -159,15 +184,20 @@ def measure(
         same_layers(hs=hs, hs64=hs64, grads64=grads64, signal64=signal64)
     gen = torch.Generator().manual_seed(seed)
     result = AnchorsResult(
-        eps, directions, [], {k: [] for k in ("positive", "negative", "signal", "anchored")}, {}
+        eps,
+        directions,
+        [],
+        {k: [] for k in ("positive", "negative", "signal", "anchored", "negative_se")},
+        {},
+        samples=int(hs[0].shape[0]) if len(hs) else 0,
+        min_anchor_span=min_anchor_span,
     )
     precisions = {"fp32": (hs, grads, signal, forward_from)}
     if forward_from64 is not None:
         precisions["fp64"] = (hs64, grads64, signal64, forward_from64)
     for name in precisions:
-        result.rho[name] = {
-            k: [] for k in ("positive", "negative", "signal", "anchored", "degenerate")
-        }
+        result.rho[name] = {k: [] for k in (*_RHO_KEYS, "anchored")}
+        result.rho_samples[name] = []
     for layer in range(len(hs)):
         same_shape(layer, h=hs[layer], g=grads[layer], signal=signal[layer])
         n, d = hs[layer].shape
@@ -186,13 +216,14 @@ def measure(
         hnorm = torch.linalg.vector_norm(hs[layer].double(), dim=-1).median().item()
         result.eps_rel_median_h.append(eps / hnorm if hnorm > 0 else float("inf"))
         pos = cosine_unclamped(g, g).mean().item()
-        neg = cosine_unclamped(noise.to(g.device), g).mean().item()
+        neg, neg_se = _mean_se(cosine_unclamped(noise.to(g.device), g))
         sig = cosine_unclamped(signal[layer], g).mean().item()
         for key, v in (
             ("positive", pos),
             ("negative", neg),
             ("signal", sig),
-            ("anchored", _anchored(sig, pos, neg)),
+            ("anchored", _anchored(sig, pos, neg, min_anchor_span)),
+            ("negative_se", neg_se),
         ):
             result.gamma[key].append(v)
         for name, (h_p, g_p, s_p, fwd) in precisions.items():
@@ -212,57 +243,133 @@ def measure(
                     per_sample[key].append(r)
                     if key == "positive":
                         per_sample["degenerate"].append(degenerate.double())
-            means = {k: torch.cat(v).mean().item() for k, v in per_sample.items()}
-            for key in ("positive", "negative", "signal", "degenerate"):
-                result.rho[name][key].append(means[key])
-            result.rho[name]["anchored"].append(
-                _anchored(means["signal"], means["positive"], means["negative"])
-            )
+            values = {k: torch.cat(v).cpu() for k, v in per_sample.items()}
+            out = result.rho[name]
+            for key in ("positive", "negative", "signal"):
+                mean, se = _mean_se(values[key])
+                out[key].append(mean)
+                out[f"{key}_se"].append(se)
+            out["degenerate"].append(values["degenerate"].mean().item())
+            ends = (out["positive"][-1], out["negative"][-1])
+            out["anchored"].append(_anchored(out["signal"][-1], *ends, min_anchor_span))
+            result.rho_samples[name].append(values["signal"])
     return result
 
 
+_RHO_KEYS = (
+    "positive",
+    "negative",
+    "signal",
+    "degenerate",
+    "positive_se",
+    "negative_se",
+    "signal_se",
+)
+
+
+def _rho_anchors(result: AnchorsResult, t: dict) -> list:
+    """(layer, what, status, reason) for ρ's anchors in the pipeline's precision."""
+    pipe, z = result.rho[result.pipeline], t["error_z"]
+    out = []
+    for layer in range(len(result.eps_rel_median_h)):
+        v, err = pipe["positive"][layer], z * pipe["positive_se"][layer]
+        status = against(v - t["min_positive"], err)
+        if status != PASS:
+            out.append(
+                (layer, "ρ(g)", status, f"ρ(g) = {v:+.3f} ± {err:.3f} vs ≥ {t['min_positive']:g}")
+            )
+        v, err = pipe["negative"][layer], z * pipe["negative_se"][layer]
+        status = against(t["max_abs_negative"] - abs(v), err)
+        if status != PASS:
+            out.append(
+                (
+                    layer,
+                    "ρ(rand)",
+                    status,
+                    f"ρ(rand) = {v:+.3f} ± {err:.3f} vs within ±{t['max_abs_negative']:g}",
+                )
+            )
+    return out
+
+
+def _gamma_anchors(result: AnchorsResult, t: dict) -> list:
+    """(layer, what, status, reason) for Γ's anchors: the unclamped positive control must
+    score ≥ min_positive (it is 1 unless rows of g vanish), the random control ≈ 0."""
+    g, z = result.gamma, t["error_z"]
+    out = []
+    for layer, (pos, neg, se) in enumerate(
+        zip(g["positive"], g["negative"], g["negative_se"], strict=True)
+    ):
+        status = against(pos - t["min_positive"], 0.0)
+        if status != PASS:
+            out.append((layer, "Γ(g)", status, f"Γ(g) = {pos:+.3f} vs ≥ {t['min_positive']:g}"))
+        status = against(t["max_abs_negative"] - abs(neg), z * se)
+        if status != PASS:
+            out.append(
+                (
+                    layer,
+                    "Γ(rand)",
+                    status,
+                    f"Γ(rand) = {neg:+.3f} ± {z * se:.3f} vs within ±{t['max_abs_negative']:g}",
+                )
+            )
+    return out
+
+
+def _anchored_text(v: float | None) -> str:
+    return "not measurable" if v is None else fmt(v)
+
+
 def verdict(result: AnchorsResult, thresholds: dict, item: dict) -> Verdict:
-    """FAIL when a positive anchor < ``min_positive`` or a negative anchor is off 0; the fix
-    suggests scaling ε when ε/median‖h_l‖ < ``min_eps_rel``."""
+    """The anchors of the metric the user reports (``metric``: gamma, rho or both).
+
+    FAIL when a positive anchor lies below ``min_positive`` or a negative anchor outside
+    ±``max_abs_negative`` by more than ``error_z`` standard errors; WARN (borderline) when
+    within them; the fix suggests float64, or scaling ε when ε/median‖h_l‖ < ``min_eps_rel``.
+    """
     t = thresholds
+    metric = t.get("metric", "both")
+    if metric not in ("gamma", "rho", "both"):
+        raise CreditAuditError(
+            f"calibration_anchors.metric = {metric!r}: expected gamma, rho or both"
+        )
     pipe = result.rho[result.pipeline]
     fp64 = result.rho.get("fp64")
-    reasons, fixes = [], []
-    for layer in range(len(result.eps_rel_median_h)):
-        if not pipe["positive"][layer] >= t["min_positive"]:
-            reasons.append(
-                f"l{layer}: ρ(g) = {pipe['positive'][layer]:+.3f} < {t['min_positive']:g}"
+    findings = []
+    if metric in ("gamma", "both"):
+        findings += _gamma_anchors(result, t)
+    if metric in ("rho", "both"):
+        findings += _rho_anchors(result, t)
+    fixes = []
+    for layer in sorted({f[0] for f in findings if f[1] == "ρ(g)"}):
+        if fp64 and fp64["positive"][layer] >= t["min_positive"]:
+            fixes.append(f"l{layer}: float64 gives ρ(g) = {fp64['positive'][layer]:+.3f}")
+        if result.eps_rel_median_h[layer] < t["min_eps_rel"]:
+            fixes.append(
+                f"l{layer}: ε/median‖h‖ = {result.eps_rel_median_h[layer]:.1e}: scale ε to ‖h_l‖"
             )
-            if fp64 and fp64["positive"][layer] >= t["min_positive"]:
-                fixes.append(f"l{layer}: float64 gives ρ(g) = {fp64['positive'][layer]:+.3f}")
-            if result.eps_rel_median_h[layer] < t["min_eps_rel"]:
-                fixes.append(
-                    f"l{layer}: ε/median‖h‖ = {result.eps_rel_median_h[layer]:.1e}: "
-                    "scale ε to ‖h_l‖"
-                )
-        for kind, values in (("ρ", pipe["negative"]), ("Γ", result.gamma["negative"])):
-            if not abs(values[layer]) <= t["max_abs_negative"]:
-                reasons.append(
-                    f"l{layer}: negative anchor {kind} = {values[layer]:+.3f} outside "
-                    f"±{t['max_abs_negative']:g}"
-                )
     rows = [
         [
             f"l{i}",
             result.eps_rel_median_h[i],
-            pipe["positive"][i],
+            f"{pipe['positive'][i]:+.3f} ± {t['error_z'] * pipe['positive_se'][i]:.3f}",
             fp64["positive"][i] if fp64 else float("nan"),
-            pipe["negative"][i],
+            f"{pipe['negative'][i]:+.3f} ± {t['error_z'] * pipe['negative_se'][i]:.3f}",
             pipe["signal"][i],
-            pipe["anchored"][i],
-            result.gamma["anchored"][i],
+            pipe["degenerate"][i],
+            _anchored_text(pipe["anchored"][i]),
+            _anchored_text(result.gamma["anchored"][i]),
         ]
         for i in range(len(result.eps_rel_median_h))
     ]
+    audited = {"gamma": "Γ", "rho": "ρ", "both": "Γ and ρ"}[metric]
     measured = (
-        f"ρ with M={result.directions} directions, ε={result.eps:g}; thresholds: positive anchor "
-        f"≥ {t['min_positive']:g} in {result.pipeline}, negative anchors within "
-        f"±{t['max_abs_negative']:g}.\n"
+        f"The anchors of {audited} (--metric={metric}). ρ with M={result.directions} "
+        f"directions, ε={result.eps:g}, N={result.samples}; thresholds: positive anchor ≥ "
+        f"{t['min_positive']:g} in {result.pipeline}, negative anchors within "
+        f"±{t['max_abs_negative']:g}; ± is {t['error_z']:g} standard errors over samples, and "
+        f"a value within it of a threshold is borderline (WARN). The anchored value is not "
+        f"measurable where the anchors span less than {result.min_anchor_span:g}.\n"
         + table(
             [
                 "layer",
@@ -271,27 +378,35 @@ def verdict(result: AnchorsResult, thresholds: dict, item: dict) -> Verdict:
                 "ρ(g) fp64",
                 "ρ(rand)",
                 "ρ(signal)",
+                "degenerate",
                 "ρ anchored",
                 "Γ anchored",
             ],
             rows,
         )
     )
+    if metric == "gamma":
+        measured += (
+            "\nρ is not audited (--metric=gamma): its anchors are listed for information only."
+        )
     if fixes:
         measured += "\nWhat fixes it: " + "; ".join(fixes)
-    if reasons:
-        return compose(
-            FAIL,
-            "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else ""),
-            measured,
-            item,
-            result.as_numbers(),
+    status = worst([f[2] for f in findings]) if findings else PASS
+    if status == PASS:
+        parts = [f"min Γ(g) {min(result.gamma['positive']):+.3f}"] if metric != "rho" else []
+        if metric != "gamma":
+            parts.append(f"min ρ(g) {min(pipe['positive']):+.3f}")
+            parts.append(f"max |ρ(rand)| {max(abs(v) for v in pipe['negative']):.3f}")
+        return compose(PASS, ", ".join(parts), measured, item, result.as_numbers())
+    shown = [f for f in findings if f[2] == status]
+    head = "; ".join(f"l{f[0]}: {f[3]}" for f in shown[:3]) + (" ..." if len(shown) > 3 else "")
+    if status == WARN:
+        head = f"borderline, within its measurement error of a threshold: {head}"
+    elif metric == "both" and all(f[1].startswith("ρ") for f in shown):
+        measured += (
+            "\nOnly ρ's anchors fail: if the paper reports Γ alone, audit it with --metric=gamma."
         )
-    head = (
-        f"min ρ(g) {min(pipe['positive']):+.3f}, max |ρ(rand)| "
-        f"{max(abs(v) for v in pipe['negative']):.3f}"
-    )
-    return compose(PASS, head, measured, item, result.as_numbers())
+    return compose(status, head, measured, item, result.as_numbers())
 
 
 class CalibrationAnchors(Pitfall):
@@ -316,12 +431,15 @@ class CalibrationAnchors(Pitfall):
             seed=int(thresholds["seed"]),
             # perturbed rows per call: 64 per sample of --chunk-size (65536 by default)
             chunk_rows=64 * (p32.chunk or 1024),
+            min_anchor_span=thresholds["min_anchor_span"],
         )
 
     def judge(self, result: AnchorsResult, thresholds: dict):
         return verdict(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
+        if thresholds.get("metric") == "gamma":
+            return f"Γ(g) {min(numbers['gamma']['positive']):+.3f}"
         pipe = numbers["rho"][numbers.get("pipeline", "fp32")]
         return f"ρ(g) {min(pipe['positive']):+.3f}"
 
@@ -340,10 +458,12 @@ class CalibrationAnchors(Pitfall):
         ax.legend(fontsize=6, ncol=1, loc="center left", bbox_to_anchor=(1.02, 0.5))
         return True
 
-    def for_claim(self, verdict, claim: Any, ctx: Any):
-        if claim.metric != "rho":
-            return not_applicable(verdict, f"a {claim.metric} claim, not a ρ claim")
-        return verdict
+    def for_claim(self, verdict_, claim: Any, ctx: Any):
+        """Judged again for the metric the claim reports (Γ's anchors for Γ, the null mean
+        and the layer-0 share; ρ's for ρ), from the same measurement."""
+        metric = "rho" if claim.metric == "rho" else "gamma"
+        thresholds = {**ctx.thresholds(self.id), "metric": metric}
+        return self.verdict(ctx.result(self.id), thresholds)
 
 
 PITFALL = CalibrationAnchors()

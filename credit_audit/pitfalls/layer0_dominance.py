@@ -61,7 +61,11 @@ def measure(
 
 
 def verdict(result: Layer0Result, thresholds: dict, item: dict) -> Verdict:
-    """FAIL: share > max_share and ≥ deep_null_fraction of deep layers inside their band."""
+    """FAIL: share > max_share and ≥ deep_null_fraction of deep layers inside their band.
+
+    The share means nothing (WARN, pointing to bs_specificity) only where layer 0 itself lies
+    inside its own band or the layer sum is not positive, not where the layer mean does.
+    """
     t = thresholds
     r = result
     rows = [
@@ -75,14 +79,21 @@ def verdict(result: Layer0Result, thresholds: dict, item: dict) -> Verdict:
         f"their null band (FAIL at ≥ {t['deep_null_fraction']:.0%}).\n"
         + table(["layer", "Γ_l", "null band"], rows)
     )
-    if r.sum_inside_null or r.layer0_share is None:
+    if r.inside_null[0] or r.layer0_share is None:
         why = (
-            "the layer sum lies inside its null band"
-            if r.sum_inside_null
+            "layer 0 lies inside its own null band"
+            if r.inside_null[0]
             else "the layer sum is not positive"
         )
         head = f"{why}: layer 0's share means nothing here; see bs_specificity"
         return compose(WARN, head, measured, item, r.as_numbers())
+    if r.sum_inside_null:
+        # one aligned layer averaged with L unaligned ones shrinks by 1/(L+1) while the band
+        # narrows only by about 1/√(L+1): the layer mean hides layer 0, the pitfall itself
+        measured += (
+            "\nThe layer mean lies inside its null band while layer 0 lies outside its own: "
+            "averaging one aligned layer with unaligned ones hides it."
+        )
     dominant = r.layer0_share > t["max_share"]
     if dominant and r.deep_inside_fraction >= t["deep_null_fraction"]:
         head = (
