@@ -65,6 +65,7 @@ class CheckpointSummary:
     device: str | None = None
     meta: dict = field(default_factory=dict)
     unpickled: bool | None = None  # True when --trust-pickle was used and needed for this file
+    dtypes: list | None = None  # the weights' stored dtypes
     gamma_per_layer: list | None = None
     gamma_layer_mean: float | None = None
     aggregations: dict | None = None

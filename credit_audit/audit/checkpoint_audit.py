@@ -170,12 +170,16 @@ class CheckpointAudit:
                     f"does not fit the model: {str(exc).splitlines()[0]}"
                 ) from exc
             raise
+        logits = getattr(fwd, "logits", None)
+        if logits is not None and not bool(torch.isfinite(logits).all()):
+            raise CreditAuditError(
+                f"{source}: the network's output (logits) {_nonfinite(logits)}, so the "
+                "gradients there are NaN: float32 overflow, not an eps-clamp or alignment effect"
+            )
         for name, tensors in (("hidden state", fwd.hs), ("gradient", fwd.grads)):
             for layer, t in enumerate(tensors):
                 if not bool(torch.isfinite(t).all()):
-                    raise CreditAuditError(
-                        f"{source}: the {name} at layer {layer} holds NaN or Inf"
-                    )
+                    raise CreditAuditError(f"{source}: the {name} at layer {layer} {_nonfinite(t)}")
         return fwd
 
     def _pass32(self) -> ForwardPass:
@@ -268,6 +272,7 @@ class CheckpointAudit:
             sha256=ckpt.sha256,
             size_bytes=ckpt.size_bytes,
             unpickled=ckpt.unpickled,
+            dtypes=ckpt.dtypes,
             bs_source=self.provenance.as_dict(),
             rule=self.rule.name,
             model={
@@ -327,6 +332,28 @@ _STEPS = {
     "feedback_pair": "the feedback matrices",
     "rule": "the rule",
 }
+
+
+def _nonfinite(t: Any) -> str:
+    """What is wrong with a tensor that is not finite, and in which rows (samples)."""
+    import torch
+
+    flat = t.reshape(t.shape[0], -1)
+    nan_rows = torch.isnan(flat).any(1).nonzero().flatten().tolist()
+    inf_rows = torch.isinf(flat).any(1).nonzero().flatten().tolist()
+
+    def rows(r: list) -> str:
+        return f"{len(r)} rows ({', '.join(map(str, r[:5]))}{', ...' if len(r) > 5 else ''})"
+
+    parts = []
+    if inf_rows:
+        parts.append(
+            f"overflows {str(t.dtype).replace('torch.', '')} (Inf, |x| > "
+            f"{torch.finfo(t.dtype).max:.1e}) in {rows(inf_rows)}"
+        )
+    if nan_rows:
+        parts.append(f"holds NaN in {rows(nan_rows)}")
+    return " and ".join(parts) + " of the evaluation samples; the weights are finite"
 
 
 def _output_width(model: Any, spec: ModelSpec) -> int | None:

@@ -152,6 +152,13 @@ def build_model(spec: ModelSpec, state_dict: Mapping[str, Any], source: str) -> 
                 f"checkpoint {source}: key {key!r} has shape {tuple(tensor.shape)}, "
                 f"the model expects {tuple(expected[key].shape)}"
             )
+        if expected[key].is_floating_point() and not tensor.is_floating_point():
+            # load_state_dict would cast int64 / bool / complex silently into the float weights
+            raise CreditAuditError(
+                f"checkpoint {source}: key {key!r} is stored as "
+                f"{str(tensor.dtype).replace('torch.', '')}, the model's weight is "
+                f"{str(expected[key].dtype).replace('torch.', '')}: refusing a silent cast"
+            )
     missing = [k for k in expected if k not in state_dict]
     if missing:
         raise CreditAuditError(

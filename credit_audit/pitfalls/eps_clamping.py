@@ -8,7 +8,7 @@ any metric function ``(a, g) -> per-row cosines``.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from credit_audit.metrics import cosine_unclamped, same_layers, same_shape
@@ -39,6 +39,8 @@ class EpsClampingResult:
     bias: list  # torch default − unclamped
     clamped_share: list  # rows with ‖a‖ < eps or ‖g‖ < eps
     g_norm_median: list
+    overflow_share: list = field(default_factory=list)  # rows whose ‖a‖² or ‖g‖² overflows
+    dtype: str = "float32"
 
     def as_numbers(self) -> dict:
         return asdict(self)
@@ -64,7 +66,7 @@ def measure(a: list, g: list, eps: float = 1e-8) -> EpsClampingResult:
     import torch.nn.functional as F
 
     same_layers(a=a, g=g)
-    out = EpsClampingResult(eps, [], [], [], [], [])
+    out = EpsClampingResult(eps, [], [], [], [], [], dtype=str(a[0].dtype).replace("torch.", ""))
     for layer, (al, gl) in enumerate(zip(a, g, strict=True)):
         same_shape(layer, a=al, g=gl)
         un = cosine_unclamped(al, gl).mean().item()
@@ -76,7 +78,17 @@ def measure(a: list, g: list, eps: float = 1e-8) -> EpsClampingResult:
         out.bias.append(td - un)
         out.clamped_share.append(((an < eps) | (gn < eps)).double().mean().item())
         out.g_norm_median.append(gn.median().item())
+        # F.cosine_similarity squares the norms in the input's dtype: above √max they overflow
+        # and the cosine reads 0, a bias that is not the clamp's
+        big = torch.finfo(al.dtype).max ** 0.5 if al.is_floating_point() else float("inf")
+        out.overflow_share.append(((an > big) | (gn > big)).double().mean().item())
     return out
+
+
+def _sqrt_max(dtype: str) -> float:
+    import torch
+
+    return torch.finfo(getattr(torch, dtype, torch.float32)).max ** 0.5
 
 
 def verdict(result: EpsClampingResult, thresholds: dict, item: dict) -> Verdict:
@@ -100,6 +112,16 @@ def verdict(result: EpsClampingResult, thresholds: dict, item: dict) -> Verdict:
         f"threshold |bias| ≤ {limit:g}.\n"
         + table(["layer", "median‖g‖", "clamped", "Γ unclamped", "Γ torch", "bias"], rows)
     )
+    overflow = [i for i in bad if i < len(result.overflow_share) and result.overflow_share[i] > 0]
+    if overflow:
+        shares = ", ".join(f"l{i} {result.overflow_share[i]:.1%}" for i in overflow)
+        head = (
+            f"{result.dtype} overflow, not the eps clamp: F.cosine_similarity squares the norms "
+            f"in {result.dtype}, and rows with ‖a‖ or ‖g‖ above "
+            f"{_sqrt_max(result.dtype):.1e} score 0 (rows: {shares}); Γ moves by "
+            f"{result.bias[worst]:+.4f} at layer {worst}"
+        )
+        return compose(FAIL, head, measured, item, result.as_numbers())
     if bad:
         head = (
             f"the eps clamp moves Γ by {result.bias[worst]:+.4f} at layer {worst} "

@@ -113,6 +113,7 @@ def details_html(record: CheckRecord, registry: Any) -> str:
             "format": summary.format,
             "sha256": summary.sha256,
             "size_bytes": summary.size_bytes,
+            "stored dtypes": summary.dtypes,
             "unpickled (--trust-pickle)": summary.unpickled,
             "bs_source": summary.bs_source,
             "rule": summary.rule,
