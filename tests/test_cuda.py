@@ -41,11 +41,11 @@ def test_bulk_null_on_cuda_equals_per_draw():
     bulk = bulk_null(
         e.cuda(), [g.cuda() for g in grads], [(32, 10)] * 3, 300, seed=5, device="cuda"
     )
-    cgen = torch.Generator(device="cuda").manual_seed(5)
+    cgen = torch.Generator().manual_seed(5)  # the CPU generator draws on every device
     rows = []
     for start in range(0, 300, CHUNK):
         k = min(CHUNK, 300 - start)
-        chunk = torch.randn(k, 3, 32, 10, generator=cgen, device="cuda").cpu()
+        chunk = torch.randn(k, 3, 32, 10, generator=cgen)
         for i in range(k):
             bs = [chunk[i, j] / math.sqrt(10) for j in range(3)]
             a = [e.double() @ bs[min(layer, 2)].double().T for layer in range(4)]
@@ -73,11 +73,15 @@ def test_audit_on_cuda_matches_cpu_and_finds_the_cpu_generator(reference, refere
     assert "rerun with --bs-device=cpu" in plain.verdict("bs_specificity").message
     # the demo knows its Bs were drawn on the CPU
     assert runs["cuda"].audit_of("dfa_s42").provenance.device == "cpu"
-    # stored Bs: the same numbers on both devices
+    # stored Bs: the same numbers on both devices, the null band included (its fresh Bs are
+    # drawn by the CPU generator everywhere), and the same verdicts
     for ckpt in ("dfa_pen_s42", "dfa_foreign_bs_s42"):
-        g_cpu = runs["cpu"].audit_of(ckpt).gamma_per_layer
-        g_cuda = runs["cuda"].audit_of(ckpt).gamma_per_layer
-        assert g_cuda == pytest.approx(g_cpu, abs=1e-4)
+        cpu, cuda = runs["cpu"].audit_of(ckpt), runs["cuda"].audit_of(ckpt)
+        assert cuda.gamma_per_layer == pytest.approx(cpu.gamma_per_layer, abs=1e-4)
+        null_cpu, null_cuda = cpu.result("bs_specificity"), cuda.result("bs_specificity")
+        assert null_cuda.generator_device == null_cpu.generator_device == "cpu"
+        assert null_cuda.per_layer_p99 == pytest.approx(null_cpu.per_layer_p99, abs=1e-4)
+        assert cuda.verdicts == cpu.verdicts
         f_cpu = runs["cpu"].audit_of(ckpt).pass64.cos.mean(1)
         f_cuda = runs["cuda"].audit_of(ckpt).pass64.cos.mean(1).cpu()
         assert torch.allclose(f_cpu, f_cuda, atol=1e-9)

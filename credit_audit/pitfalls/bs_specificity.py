@@ -228,7 +228,7 @@ class BsSpecificity(Pitfall):
             init=ctx.provenance.init,
         )
         result = measure(
-            ctx.gamma_per_layer, null.numpy(), thresholds, ctx.provenance.as_dict(), ctx.device
+            ctx.gamma_per_layer, null.numpy(), thresholds, ctx.provenance.as_dict(), "cpu"
         )
         if result.inside_band:
             others = ctx.rule.alternatives(ctx.spec, ctx.provenance, ctx.feedback, ctx.device)

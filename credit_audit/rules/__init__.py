@@ -179,10 +179,11 @@ class CreditRule:
 
         if self.bulk_null and not any(fwd.tokens):
             return self.bulk(fwd, feedback, draws, seed, device, init, progress)
-        gen = torch.Generator(device=device).manual_seed(seed)
+        # drawn by the CPU generator on every device, so that the band is the same everywhere
+        gen = torch.Generator().manual_seed(seed)
         out = torch.empty(draws, len(fwd.grads), dtype=torch.float64)
         for k in range(draws):
-            fresh = self.draw(gen, feedback, device, init)
+            fresh = [b.to(device) for b in self.draw(gen, feedback, "cpu", init)]
             out[k] = torch.tensor(fwd.gammas(self.signal(fwd, fresh)))
             if progress:
                 progress(k + 1, draws)

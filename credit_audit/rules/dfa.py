@@ -93,8 +93,8 @@ def bulk_null(
         grads: per-layer (N, d_l) reference gradients, l = 0..L.
         shapes: the (d, C) shape of each B_j; layer l uses ``B_{min(l, len(shapes) - 1)}``.
         draws: K.
-        seed: seed of a ``torch.Generator`` on ``device``.
-        device: where the draws and the products run.
+        seed: seed of the CPU ``torch.Generator`` that draws the matrices (on every device).
+        device: where the products run.
         dtype: arithmetic dtype (float64 unless given).
         progress: called as ``progress(done, draws)`` after each chunk.
         init: the entries' distribution (see ``credit_audit.rules.draw_matrix``).
@@ -111,7 +111,9 @@ def bulk_null(
     # vec(ĝ eᵀ) for every sample at once when it fits; otherwise per chunk of samples
     rows = n if n * widest <= LARGE_ELEMENTS else max(1, LARGE_ELEMENTS // widest)
     ge = [(u[:, :, None] * e[:, None, :]).reshape(n, -1) for u in units] if rows == n else None
-    gen = torch.Generator(device=device).manual_seed(seed)
+    # the CPU generator on every device: the null band, and so the verdict, is the same on a
+    # GPU as on a laptop (the products run on ``device``)
+    gen = torch.Generator().manual_seed(seed)
     out = torch.empty(draws, len(grads), dtype=torch.float64)
     widths = {tuple(s) for s in shapes}
     per_draw = sum(int(s[0]) * int(s[1]) for s in shapes)
@@ -119,10 +121,10 @@ def bulk_null(
     for start in range(0, draws, step):
         k = min(step, draws - start)
         if len(widths) == 1:  # one tensor for all blocks: the stream the seeds' widths give
-            drawn = draw_feedback((k, blocks, *shapes[0]), device, gen, dtype, init)
+            drawn = draw_feedback((k, blocks, *shapes[0]), "cpu", gen, dtype, init).to(device)
             bs = [drawn[:, j] for j in range(blocks)]
         else:
-            bs = [draw_feedback((k, *s), device, gen, dtype, init) for s in shapes]
+            bs = [draw_feedback((k, *s), "cpu", gen, dtype, init).to(device) for s in shapes]
         den = [
             (torch.einsum("kdc,kde->kce", b, b).reshape(k, c * c) @ ee.T).clamp_min(0).sqrt()
             for b in bs
