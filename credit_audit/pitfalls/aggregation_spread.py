@@ -6,11 +6,12 @@ layers (the seeds' four), the pooled mean over all (l, n), and the deep-layer me
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from credit_audit.pitfalls import Pitfall
-from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, compose, table
+from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, against, compose, table
 
 __all__ = ["PITFALL", "SEED_FOUR", "AggregationResult", "aggregations", "measure", "verdict"]
 
@@ -60,59 +61,110 @@ def aggregations(cos) -> dict:
 
 @dataclass
 class AggregationResult:
-    """Every aggregation, their spread and max/min ratio of absolute values."""
+    """Every aggregation, their spread and max/min ratio of absolute values.
+
+    With the float64 pass's cosines, ``ratio_error`` is twice the ratio's float32 rounding
+    (|ratio − ratio in float64|), the scale on which devices can differ; a sign counts as a
+    disagreement only where the value is larger than twice its own rounding.
+    """
 
     strategies: dict
     spread: float
     ratio: float
     signs_disagree: bool
+    strategies_fp64: dict | None = None
+    ratio_fp64: float | None = None
+    ratio_error: float = 0.0
+    signs_within_rounding: bool = False  # signs differ, but only within float32 rounding
 
     def as_numbers(self) -> dict:
         return asdict(self)
 
 
-def measure(cos) -> AggregationResult:
-    """Aggregate ``c[l, n]`` every way and measure how far the results disagree."""
+def _ratio(values: list) -> float:
+    mags = [abs(v) for v in values]
+    return max(mags) / min(mags) if min(mags) > 0 else float("inf")
+
+
+def measure(cos, cos64=None) -> AggregationResult:
+    """Aggregate ``c[l, n]`` every way and measure how far the results disagree; with
+    ``cos64`` (the same cosines from the float64 pass), how far float32 rounding moves that."""
     strategies = aggregations(cos)
     values = [v for v in strategies.values() if v == v]
-    mags = [abs(v) for v in values]
-    ratio = max(mags) / min(mags) if min(mags) > 0 else float("inf")
+    ratio = _ratio(values)
+    if cos64 is None:
+        signs = {v > 0 for v in values if v != 0}
+        return AggregationResult(strategies, max(values) - min(values), ratio, len(signs) > 1)
+    strategies64 = aggregations(cos64)
+    ratio64 = _ratio([v for v in strategies64.values() if v == v])
+    resolved = {
+        v > 0
+        for k, v in strategies.items()
+        if v == v and v != 0 and abs(v) > 2 * abs(v - strategies64[k])
+    }
     signs = {v > 0 for v in values if v != 0}
-    return AggregationResult(strategies, max(values) - min(values), ratio, len(signs) > 1)
+    error = 2 * abs(ratio - ratio64) if math.isfinite(ratio) and math.isfinite(ratio64) else 0.0
+    return AggregationResult(
+        strategies,
+        max(values) - min(values),
+        ratio,
+        len(resolved) > 1,
+        strategies64,
+        ratio64,
+        error,
+        len(signs) > 1 and len(resolved) <= 1,
+    )
 
 
 def verdict(
     result: AggregationResult, thresholds: dict, item: dict, protocol_fixed: bool = False
 ) -> Verdict:
-    """FAIL on opposite signs or ratio > fail_ratio; WARN above warn_ratio.
+    """FAIL on opposite signs or ratio > fail_ratio; WARN above warn_ratio; a ratio within its
+    float32 rounding (``ratio_error``) of a threshold, or signs that differ only within
+    rounding, are WARN (borderline) on every device.
 
     ``protocol_fixed``: a claim names its aggregation and reports per-layer values, so the
     spread is reported but does not fail.
     """
     t = thresholds
-    rows = [[k, v] for k, v in result.strategies.items()]
+    r = result
+    err = r.ratio_error
+    rows = [[k, v, (r.strategies_fp64 or {}).get(k, float("nan"))] for k, v in r.strategies.items()]
     measured = (
-        f"spread {result.spread:.4f}, max/min |value| ratio {result.ratio:.2f} over "
-        f"{len(rows)} strategies; FAIL on a sign disagreement or ratio > "
-        f"{t['fail_ratio']:g}, WARN > {t['warn_ratio']:g}.\n"
-        + table(["aggregation", "value"], rows)
+        f"spread {r.spread:.4f}, max/min |value| ratio {r.ratio:.2f} ± {err:.2g} (twice its "
+        f"float32 rounding, |float32 − float64|) over {len(rows)} strategies; FAIL on a sign "
+        f"disagreement or ratio > {t['fail_ratio']:g}, WARN > {t['warn_ratio']:g}; within "
+        "the rounding of a threshold: WARN (borderline).\n"
+        + table(["aggregation", "value", "float64"], rows)
     )
-    if result.signs_disagree:
+    fail = against(t["fail_ratio"] - r.ratio, err)
+    warn = against(t["warn_ratio"] - r.ratio, err)
+    if r.signs_disagree:
         status, head = FAIL, "the aggregations disagree in sign"
-    elif result.ratio > t["fail_ratio"]:
-        status, head = FAIL, f"the aggregations differ {result.ratio:.2f}× (> {t['fail_ratio']:g})"
-    elif result.ratio > t["warn_ratio"]:
-        status, head = WARN, f"the aggregations differ {result.ratio:.2f}× (> {t['warn_ratio']:g})"
+    elif fail == FAIL:
+        status, head = FAIL, f"the aggregations differ {r.ratio:.2f}× (> {t['fail_ratio']:g})"
+    elif fail == WARN:
+        status, head = (
+            WARN,
+            f"borderline: the aggregations differ {r.ratio:.2f}× ± {err:.2g}, within float32 "
+            f"rounding of {t['fail_ratio']:g}",
+        )
+    elif r.signs_within_rounding:
+        status, head = WARN, "borderline: the aggregations' signs differ only within rounding"
+    elif warn != PASS:
+        status, head = WARN, f"the aggregations differ {r.ratio:.2f}× (> {t['warn_ratio']:g})"
+        if warn == WARN and r.ratio <= t["warn_ratio"]:
+            head = f"borderline: {r.ratio:.2f}× ± {err:.2g}, within rounding of {t['warn_ratio']:g}"
     else:
-        status, head = PASS, f"the aggregations agree within {result.ratio:.2f}×"
+        status, head = PASS, f"the aggregations agree within {r.ratio:.2f}×"
     if protocol_fixed and status != PASS:
         measured += (
             f"\nThe claim names its aggregation and reports per-layer values: "
             f"reported, not failed ({head})."
         )
         status = PASS
-        head = f"spread reported ({result.ratio:.2f}×); the claim fixes its aggregation"
-    return compose(status, head, measured, item, result.as_numbers())
+        head = f"spread reported ({r.ratio:.2f}×); the claim fixes its aggregation"
+    return compose(status, head, measured, item, r.as_numbers())
 
 
 class AggregationSpread(Pitfall):
@@ -121,7 +173,7 @@ class AggregationSpread(Pitfall):
     id = "aggregation_spread"
 
     def measure(self, ctx: Any, thresholds: dict) -> AggregationResult:
-        return measure(ctx.pass32.cos)
+        return measure(ctx.pass32.cos, ctx.pass64.cos)
 
     def judge(self, result: AggregationResult, thresholds: dict):
         return verdict(result, thresholds, self.item)
