@@ -69,6 +69,25 @@ class AuditRun:
         if reporter is not None:
             reporter.write_line(msg)
 
+    def xdist_groups(self) -> dict[str, str]:
+        """Node id -> the checkpoint file it is computed from (its checks, the claims made on
+        it), for pytest-xdist's scheduler; known-answer items have none."""
+        from pathlib import Path
+
+        def group(path: Any) -> str:
+            p = Path(str(path))
+            return f"checkpoint:{p.resolve() if p.exists() else p}"
+
+        out = {}
+        for ref in self.session.refs() if self.opts.ckpts else []:
+            for pid in self.registry.pitfalls:
+                out[f"credit_audit::{pid}[{ref.id}]"] = group(ref.path)
+        if self.verifier is not None:
+            for claim_id, claim in self.verifier.claims.items():
+                for check in self.claim_items():
+                    out[f"credit_audit::claim_{check}[{claim_id}]"] = group(claim.checkpoint)
+        return out
+
     def claim_items(self) -> list[str]:
         from credit_audit.claims import CLAIM_ITEMS
 

@@ -9,6 +9,7 @@ serves the user's own tests. No tensor maths here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -254,6 +255,25 @@ class AuditHooks:
             isinstance(i, AuditItem) for i in items
         ):
             items[:0] = self._audit_items(session)
+
+    @pytest.hookimpl(optionalhook=True, tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """pytest-xdist's `load` (what -n gives): every item computed from one checkpoint goes
+        to one worker, so that each checkpoint is computed once whatever -n. xdist's own
+        `loadgroup` would do it with xdist_group marks, but with pytest 9 it no longer groups
+        (it renames ``item._nodeid``, which pytest 9 does not read), so the audit brings a
+        scope scheduler whose scope is the checkpoint."""
+        if config.getvalue("dist") != "load":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        groups = self.run.xdist_groups()
+
+        class ByCheckpoint(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return groups.get(nodeid, nodeid)
+
+        return ByCheckpoint(config, log)
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from credit_audit import __version__

@@ -66,6 +66,7 @@ class CheckpointSummary:
     meta: dict = field(default_factory=dict)
     unpickled: bool | None = None  # True when --trust-pickle was used and needed for this file
     dtypes: list | None = None  # the weights' stored dtypes
+    computed_by: str | None = None  # the process that computed it: main, or an xdist worker
     gamma_per_layer: list | None = None
     gamma_layer_mean: float | None = None
     aggregations: dict | None = None

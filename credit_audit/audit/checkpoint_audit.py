@@ -10,6 +10,7 @@ layer0_dominance, which needs its bands) ERROR, not the other checks. No pytest 
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -273,6 +274,7 @@ class CheckpointAudit:
             size_bytes=ckpt.size_bytes,
             unpickled=ckpt.unpickled,
             dtypes=ckpt.dtypes,
+            computed_by=os.environ.get("PYTEST_XDIST_WORKER", "main"),
             bs_source=self.provenance.as_dict(),
             rule=self.rule.name,
             model={

@@ -1,0 +1,60 @@
+"""pytest-xdist: every checkpoint is computed once whatever -n (issue 11), one merged report."""
+
+import json
+
+import pytest
+import torch
+from helpers import bs_list, small_model
+
+pytest.importorskip("xdist")
+
+RECORDER = """
+import json, os
+
+def pytest_runtest_logreport(report):
+    data = getattr(report, "credit_audit", None)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller's copy of each report is the one to count
+    if data and data.get("checkpoint") and report.when == "call":
+        line = {"subject": data["subject"], "by": data["checkpoint"].get("computed_by")}
+        with open(os.path.join(os.path.dirname(__file__), "seen.jsonl"), "a") as f:
+            f.write(json.dumps(line) + "\\n")
+"""
+
+
+def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
+    """With -n 2 and pytest's default `load` distribution, a checkpoint's six items went to
+    whichever worker was free, and each of those workers recomputed its shared pass; the items
+    go to one worker per checkpoint (the plugin's scheduler for xdist's `load`)."""
+    for seed in range(4):
+        torch.save(
+            {"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)},
+            pytester.path / f"run_s{seed}.pt",
+        )
+    pytester.makeconftest(RECORDER)
+    result = pytester.runpytest(
+        "-n",
+        "2",
+        "--ckpt=run_s*.pt",
+        "--data=digits",
+        "--n-eval=40",
+        "--null-draws=50",
+        "--device=cpu",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()
+    result.stdout.fnmatch_lines(["*2 workers [[]25 items[]]*"])
+    seen = [json.loads(x) for x in (pytester.path / "seen.jsonl").read_text().splitlines()]
+    by_ckpt: dict = {}
+    for s in seen:
+        by_ckpt.setdefault(s["subject"], set()).add(s["by"])
+    assert sorted(by_ckpt) == [f"run_s{i}" for i in range(4)]
+    assert all(len(workers) == 1 for workers in by_ckpt.values()), by_ckpt
+    assert set().union(*by_ckpt.values()) <= {"gw0", "gw1"}
+    assert len(seen) == 24  # six checks of four checkpoints, each reported once
+    doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
+    assert doc["complete"] is True and len(doc["checkpoints"]) == 4
+    for ckpt in doc["checkpoints"]:
+        assert len(ckpt["checks"]) == 6 and ckpt["computed_by"] in ("gw0", "gw1")
+    assert (pytester.path / "credit-audit" / "report.html").stat().st_size > 0
