@@ -305,7 +305,26 @@ class AuditHooks:
             from credit_audit.records import CheckRecord
 
             record = CheckRecord.from_json(data)
+            new = record.key not in self.run.records
             self.run.records[record.key] = record
+            if new and record.kind == "checkpoint":
+                self._progress(record.subject)
+
+    def _progress(self, subject: str) -> None:
+        """A sweep's progress line on a terminal (on xdist's controller too, where the
+        reports arrive); nothing when the output is not a TTY (a CI log) or for one checkpoint."""
+        config = self.run.config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is None or not reporter.isatty() or hasattr(config, "workerinput"):
+            return
+        if not hasattr(self, "_sweep"):
+            from credit_audit.report.progress import SweepProgress
+
+            total = len(self.run.session.refs()) if self.run.opts.ckpts else 0
+            self._sweep = SweepProgress(total, len(self.run.registry.pitfalls))
+        line = self._sweep.reported(subject)
+        if line is not None and self._sweep.total > 1:
+            reporter.write_line(line)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         from credit_audit.report.terminal import summary_lines

@@ -1,12 +1,11 @@
-"""pytest-xdist: every checkpoint is computed once whatever -n (issue 11), one merged report."""
+"""Sweeps (issue 11): with pytest-xdist every checkpoint is computed once whatever -n, one merged
+report; progress lines on a terminal, none in a CI log."""
 
 import json
 
 import pytest
 import torch
 from helpers import bs_list, small_model
-
-pytest.importorskip("xdist")
 
 RECORDER = """
 import json, os
@@ -23,6 +22,7 @@ def pytest_runtest_logreport(report):
 
 
 def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
+    pytest.importorskip("xdist")
     """With -n 2 and pytest's default `load` distribution, a checkpoint's six items went to
     whichever worker was free, and each of those workers recomputed its shared pass; the items
     go to one worker per checkpoint (the plugin's scheduler for xdist's `load`)."""
@@ -58,3 +58,41 @@ def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
     for ckpt in doc["checkpoints"]:
         assert len(ckpt["checks"]) == 6 and ckpt["computed_by"] in ("gw0", "gw1")
     assert (pytester.path / "credit-audit" / "report.html").stat().st_size > 0
+
+
+TTY = """
+import pytest
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    reporter.isatty = lambda: True  # as on a terminal
+"""
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_sweep_progress_on_a_terminal_only(pytester, tty):
+    for seed in range(3):
+        torch.save(
+            {"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)},
+            pytester.path / f"run_s{seed}.pt",
+        )
+    if tty:
+        pytester.makeconftest(TTY)
+    result = pytester.runpytest(
+        "--ckpt=run_s*.pt",
+        "--data=digits",
+        "--n-eval=40",
+        "--null-draws=20",
+        "--device=cpu",
+        "-p",
+        "no:cacheprovider",
+    )
+    lines = [ln for ln in result.stdout.lines if "checkpoints audited" in ln]
+    if not tty:
+        assert lines == []  # a CI log gets no progress lines
+        return
+    assert [ln.split(",")[0] for ln in lines] == [
+        f"credit_audit: {i}/3 checkpoints audited" for i in (1, 2, 3)
+    ]
+    assert lines[-1].endswith("about 0 s left")
