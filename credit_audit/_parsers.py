@@ -15,6 +15,7 @@ __all__ = [
     "kwargs_json",
     "module_names",
     "positive_int",
+    "shard",
     "text",
     "whole",
 ]
@@ -30,6 +31,23 @@ def module_names(value: Any) -> list[str]:
         if n.partition(":")[2] not in ("", "output", "input"):
             raise ValueError(f"{n!r}: expected NAME, NAME:output or NAME:input")
     return names
+
+
+def shard(value: Any) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with 1 ≤ I ≤ N (``--audit-shard``)."""
+    if isinstance(value, tuple | list) and len(value) == 2:
+        i, n = value
+    else:
+        left, sep, right = str(value).partition("/")
+        if not sep:
+            raise ValueError(f"expected I/N (part I of N, 1 ≤ I ≤ N), got {value!r}")
+        try:
+            i, n = int(left), int(right)
+        except ValueError:
+            raise ValueError(f"expected I/N with integers I and N, got {value!r}") from None
+    if not 1 <= i <= n:
+        raise ValueError(f"expected I/N with 1 ≤ I ≤ N, got {value!r}")
+    return int(i), int(n)
 
 
 def positive_int(value: Any) -> int:

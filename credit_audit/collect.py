@@ -177,15 +177,21 @@ class AuditCollector(pytest.Collector):
             refs = run.session.refs() if run.opts.ckpts else []
         except CreditAuditError as exc:
             raise pytest.UsageError(str(exc)) from None
+        shard = run.opts.shard
+        if shard is not None:  # part I of N: every N-th, from the I-th (1-based)
+            refs = refs[shard[0] - 1 :: shard[1]]
         items = []
         for ref in refs:
             for pid in run.registry.pitfalls:
                 items.append(self._item("checkpoint", ref.id, pid, f"{pid}[{ref.id}]"))
         if run.verifier is not None:
-            for claim_id in run.verifier.claims:
+            claim_ids = list(run.verifier.claims)
+            if shard is not None:
+                claim_ids = claim_ids[shard[0] - 1 :: shard[1]]
+            for claim_id in claim_ids:
                 for check in run.claim_items():
                     items.append(self._item("claim", claim_id, check, f"claim_{check}[{claim_id}]"))
-        for pid in run.session.known_answers():
+        for pid in run.session.known_answers() if shard is None or shard[0] == 1 else []:
             items.append(self._item("known_answer", None, pid, f"{pid}[known-answer]"))
         return items
 

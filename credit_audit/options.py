@@ -258,6 +258,18 @@ OPTIONS: tuple[Option, ...] = (
         "MODULE:FUNCTION",
     ),
     Option("--claims", "claims", parsers.text, None, "Claims YAML file to verify.", metavar="FILE"),
+    Option(
+        "--audit-shard",
+        "shard",
+        parsers.shard,
+        None,
+        "Audit part I of N of the checkpoints and claims (every N-th, from the I-th in sorted "
+        "order), for a cluster's job array; its JSON keeps the records that `python -m "
+        "credit_audit merge` joins into one report.",
+        "all of them",
+        "I/N",
+        ini=False,
+    ),
     Option("--audit-html", "html", parsers.text, None, "HTML audit path.", DEFAULT_HTML, "PATH"),
     Option("--audit-json", "json", parsers.text, None, "JSON results path.", DEFAULT_JSON, "PATH"),
     Option(
@@ -314,6 +326,7 @@ class AuditOptions:
     trust_pickle: bool = _default("trust_pickle")
     metric: str | None = _default("metric")
     claims: str | None = _default("claims")
+    shard: tuple | None = _default("shard")
     html: str | None = _default("html")
     json: str | None = _default("json")
     fail_on: str = _default("fail_on")

@@ -355,4 +355,5 @@ class AuditHooks:
             self.run.registry,
             self.run.claim_items(),
             complete=not self.run.interrupted,
+            shard=self.run.opts.shard,
         )

@@ -96,3 +96,62 @@ def test_sweep_progress_on_a_terminal_only(pytester, tty):
         f"credit_audit: {i}/3 checkpoints audited" for i in (1, 2, 3)
     ]
     assert lines[-1].endswith("about 0 s left")
+
+
+def _small_sweep(folder, count):
+    for seed in range(count):
+        torch.save(
+            {"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)},
+            folder / f"run_s{seed}.pt",
+        )
+    (folder / "run_broken.pt").write_text("not a checkpoint")
+
+
+ARGS = ["--ckpt=run_*.pt", "--data=digits", "--n-eval=40", "--null-draws=20", "--device=cpu"]
+
+
+def _without_created(path):
+    doc = json.loads(path.read_text())
+    doc.pop("created")
+    return json.dumps(doc, indent=2)
+
+
+def test_shards_merged_equal_one_unsharded_run(pytester):
+    """--audit-shard=I/N audits every N-th checkpoint from the I-th; the merge of the parts is
+    the unsharded run's JSON, byte for byte apart from the timestamp, and one exit code."""
+    _small_sweep(pytester.path, 4)
+    whole = pytester.runpytest(*ARGS, "-p", "no:cacheprovider", "--audit-json=whole.json")
+    assert whole.ret == pytest.ExitCode.TESTS_FAILED  # the broken file is an ERROR
+    parts = []
+    for i in (1, 2, 3):
+        part = pytester.runpytest(
+            *ARGS, "-p", "no:cacheprovider", f"--audit-shard={i}/3", f"--audit-json=part{i}.json"
+        )
+        doc = json.loads((pytester.path / f"part{i}.json").read_text())
+        assert doc["shard"] == {"index": i, "count": 3}
+        parts.append(doc)
+        assert part.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    ids = [[c["id"] for c in d["checkpoints"]] for d in parts]
+    assert ids == [["run_broken", "run_s2"], ["run_s0", "run_s3"], ["run_s1"]]
+    assert [bool(d["known_answers"]) for d in parts] == [True, False, False]
+    from credit_audit.merge import main
+
+    out = pytester.path / "merged"
+    code = main(
+        [*(str(pytester.path / f"part{i}.json") for i in (3, 1, 2)),  # any order
+         "--json", str(out / "results.json"), "--html", str(out / "report.html")]
+    )  # fmt: skip
+    assert code == 1
+    assert _without_created(out / "results.json") == _without_created(pytester.path / "whole.json")
+    page = (out / "report.html").read_text()
+    assert page.count("<tr><th>run_") == 5 and "credit-audit-detail" in page
+    # parts that do not make one audit are refused, naming the file
+    assert main([str(pytester.path / "part1.json"), str(pytester.path / "part2.json")]) == 4
+    assert main([str(pytester.path / "whole.json")]) == 4
+
+
+def test_a_bad_shard_is_a_usage_error(pytester):
+    _small_sweep(pytester.path, 1)
+    result = pytester.runpytest(*ARGS, "--audit-shard=3/2")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--audit-shard*1 ≤ I ≤ N*"])

@@ -16,7 +16,7 @@ from credit_audit.records import CheckRecord
 from credit_audit.report._records import cell_text, subjects
 from credit_audit.report.figures import figure_png
 
-__all__ = ["HtmlHooks", "details_html", "summary_grid_html"]
+__all__ = ["HtmlHooks", "details_html", "standalone_html", "summary_grid_html"]
 
 _COLORS = {"PASS": "#1a7f37", "WARN": "#9a6700", "FAIL": "#cf222e", "ERROR": "#8250df"}
 
@@ -127,6 +127,36 @@ def details_html(record: CheckRecord, registry: Any) -> str:
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def standalone_html(
+    records: dict, registry: Any, pitfall_ids: list, claim_items: list, doc: dict
+) -> str:
+    """A self-contained page without pytest-html (``python -m credit_audit merge``): the grid,
+    every check's detail, the checklist, the options and the environment of the merged runs."""
+    from pathlib import Path
+
+    css = (Path(__file__).parent / "audit.css").read_text(encoding="utf-8")
+    partial = (
+        ""
+        if doc.get("complete", True)
+        else '<p class="credit-audit-partial"><b>PARTIAL REPORT:</b> a part was interrupted '
+        "before every check ran; the verdicts below are the ones that finished.</p>"
+    )
+    details = "".join(details_html(r, registry) for r in records.values())
+    meta = {"options": doc.get("options"), "environment": doc.get("environment")}
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        "<title>credit_audit: alignment audit</title>"
+        f"<style>{css}</style></head><body>"
+        f"<h1>credit_audit: alignment audit</h1>"
+        f"<p>Merged from {escape(str(doc.get('merged_from', '?')))} parts.</p>"
+        f"{partial}{summary_grid_html(records, pitfall_ids, claim_items)}"
+        f"<h2>Checks</h2>{details}{checklist_html(records, registry)}"
+        "<details><summary>options and environment</summary><pre>"
+        f"{escape(json.dumps(meta, indent=2, default=str))}</pre></details>"
+        "</body></html>"
+    )
 
 
 class HtmlHooks:

@@ -14,7 +14,14 @@ import platform
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "build_document", "environment", "write_json"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "assemble",
+    "build_document",
+    "environment",
+    "write_document",
+    "write_json",
+]
 
 SCHEMA_VERSION = 1
 
@@ -68,6 +75,20 @@ def build_document(
     records: dict, opts: Any, registry: Any, claim_items: list[str], complete: bool = True
 ) -> dict:
     """Assemble the results document from the run's records (keyed (kind, subject, check))."""
+    thresholds = {pid: registry.thresholds(pid, opts.thresholds) for pid in registry.pitfalls}
+    return assemble(records, opts.deciding(), thresholds, claim_items, complete, environment())
+
+
+def assemble(
+    records: dict,
+    options: dict,
+    thresholds: dict,
+    claim_items: list[str],
+    complete: bool,
+    env: dict,
+) -> dict:
+    """The results document from records, the deciding options, each pitfall's thresholds (in
+    the registry's order) and the environment: what a run writes and what a merge rebuilds."""
     from credit_audit.records import worst
     from credit_audit.report._records import checkpoint_summary
 
@@ -94,7 +115,7 @@ def build_document(
         else:
             c = ckpts.setdefault(subject, {"id": subject, "path": rec.path, "checks": {}})
             c["checks"][check] = entry
-    pitfall_ids = list(registry.pitfalls)
+    pitfall_ids = list(thresholds)
     checkpoints = []
     for cid, c in ckpts.items():
         summary = checkpoint_summary(records, cid)
@@ -137,9 +158,9 @@ def build_document(
         "schema_version": SCHEMA_VERSION,
         "complete": complete,  # False: the run was interrupted and this report is partial
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "options": opts.deciding(),
-        "environment": environment(),
-        "thresholds": {pid: registry.thresholds(pid, opts.thresholds) for pid in pitfall_ids},
+        "options": options,
+        "environment": env,
+        "thresholds": thresholds,
         "checkpoints": checkpoints,
         "synthetic": next(iter(known_answers.values()), None),
         "known_answers": known_answers,
@@ -154,11 +175,22 @@ def write_json(
     registry: Any,
     claim_items: list[str],
     complete: bool = True,
+    shard: tuple | None = None,
 ) -> Path:
-    """Write the document atomically; returns the path."""
+    """Write the document atomically; returns the path. A shard's document (``--audit-shard``)
+    also keeps its part and its records, which ``python -m credit_audit merge`` joins."""
+    doc = build_document(records, opts, registry, claim_items, complete)
+    if shard is not None:
+        doc["shard"] = {"index": shard[0], "count": shard[1]}
+        doc["records"] = [r.to_json() for r in records.values()]
+    return write_document(path, doc)
+
+
+def write_document(path: str | Path, doc: dict) -> Path:
+    """Write a results document as standard JSON (non-finite floats as null), atomically."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = _clean(build_document(records, opts, registry, claim_items, complete))
+    doc = _clean(doc)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(doc, indent=2, allow_nan=False, default=str), encoding="utf-8")
     tmp.replace(out)
