@@ -84,8 +84,12 @@ class AuditRun:
                 out[f"credit_audit::{pid}[{ref.id}]"] = group(ref.path)
         if self.verifier is not None:
             for claim_id, claim in self.verifier.claims.items():
+                try:  # demo:NAME names a built checkpoint: group it with that file
+                    where = self.session.resolve(claim.checkpoint).path
+                except CreditAuditError:
+                    where = claim.checkpoint
                 for check in self.claim_items():
-                    out[f"credit_audit::claim_{check}[{claim_id}]"] = group(claim.checkpoint)
+                    out[f"credit_audit::claim_{check}[{claim_id}]"] = group(where)
         return out
 
     def claim_items(self) -> list[str]:
@@ -106,8 +110,10 @@ class AuditRun:
             if check != "complete":
                 audit = self.verifier.audit_for(subject)
                 extra["path"] = str(audit.ref.path)
-                if check in self.registry.pitfalls:
-                    extra["thresholds"] = audit.thresholds(check)
+                if check in self.registry.pitfalls:  # as the claim's verdict used them
+                    pitfall = self.registry.pitfall(check)
+                    claim = self.verifier.claims[subject]
+                    extra["thresholds"] = pitfall.claim_thresholds(audit.thresholds(check), claim)
             return self.verifier.verdict(check, subject), extra
         return self.session.known_answer(check), {
             "thresholds": self.registry.thresholds(check, self.opts.thresholds)

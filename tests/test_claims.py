@@ -153,6 +153,7 @@ def test_claims_gate_end_to_end(pytester, reference, demo_run):
     anchors = claims["true-claim"]["checks"]["calibration_anchors"]
     assert anchors["headline"].startswith("min Γ(g) +1.000"), anchors["headline"]
     assert "--metric=gamma" in anchors["message"]
+    assert anchors["thresholds"]["metric"] == "gamma"  # the thresholds the verdict used
     assert claims["true-claim"]["verdict"] == "PASS"
     assert verdicts["wrong-value"]["reproduces"] == "FAIL"
     rep = claims["wrong-value"]["checks"]["reproduces"]["numbers"]

@@ -235,3 +235,19 @@ def test_forty_broken_files_beside_two_good_ones(pytester):
         assert {v["verdict"] for v in rec["checks"].values()} == {"ERROR"}, p.name
         assert str(p) in rec["error"] and len(rec["error"]) < 600, rec["error"]
     assert result.parseoutcomes()["errors"] == 240
+
+
+def test_float8_weights_and_a_hostile_safetensors_config(tmp_path):
+    """float8 weights raised NotImplementedError from isfinite; a config nested 100 000 deep
+    raised RecursionError and a 5000-digit number ValueError."""
+    from safetensors.torch import save_file
+
+    sd = small_model().state_dict()
+    sd["out_head.weight"] = sd["out_head.weight"].to(torch.float8_e4m3fn)
+    p = write(tmp_path, "f8.pt", {"state_dict": sd})
+    assert "float8_e4m3fn" in _load(p).dtypes
+    for name, config in (("deep", "[" * 100_000 + "]" * 100_000), ("long", "1" * 5000)):
+        st = tmp_path / f"{name}.safetensors"
+        save_file({"w": torch.zeros(2)}, str(st), metadata={"config": config})
+        with pytest.raises(CreditAuditError, match="metadata 'config' is not JSON"):
+            _load(st)

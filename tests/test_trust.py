@@ -264,8 +264,8 @@ def test_an_aggregation_ratio_within_float32_rounding_of_its_threshold_is_border
 
     th, item = default_thresholds("aggregation_spread"), checklist_item("aggregation_spread")
 
-    def judged(ratio, error, within=False):
-        r = AggregationResult({"mean_samples_mean_layers": 0.1}, 0.1, ratio, False, None, None)
+    def judged(ratio, error, within=False, ratio64=None):
+        r = AggregationResult({"mean_samples_mean_layers": 0.1}, 0.1, ratio, False, None, ratio64)
         r.ratio_error, r.signs_within_rounding = error, within
         return agg.verdict(r, th, item)
 
@@ -274,6 +274,8 @@ def test_an_aggregation_ratio_within_float32_rounding_of_its_threshold_is_border
     assert judged(2.05, 0.01).status == "FAIL"
     assert judged(1.2, 0.01).status == "PASS"
     assert judged(1.2, 0.01, within=True).status == "WARN"
+    # the error is relative (log scale): 100.9 against 200.9 in float64 is a failure at 2
+    assert judged(100.9, 2 * abs(math.log(100.9 / 200.9)), ratio64=200.9).status == "FAIL"
     gen = torch.Generator().manual_seed(0)
     c32 = torch.rand(5, 40, generator=gen, dtype=torch.float64) * 0.2 + 0.01
     c64 = c32.clone()
@@ -282,4 +284,43 @@ def test_an_aggregation_ratio_within_float32_rounding_of_its_threshold_is_border
     a32, a64 = agg.aggregations(c32), agg.aggregations(c64)
     naive = [max(abs(v) for v in a.values()) / min(abs(v) for v in a.values()) for a in (a32, a64)]
     assert r.ratio == pytest.approx(naive[0]) and r.ratio_fp64 == pytest.approx(naive[1])
-    assert r.ratio_error == pytest.approx(2 * abs(naive[0] - naive[1]))
+    assert r.ratio_error == pytest.approx(2 * abs(math.log(naive[0] / naive[1])))
+
+
+NAN_RULE = """
+import torch
+
+def rule(hs, logits, y, feedback):
+    out = [torch.ones_like(h) for h in hs]
+    out[1][3, 0] = float("nan")
+    return out
+"""
+
+
+def test_a_signal_holding_nan_is_refused_naming_the_rule(tmp_path, digits, monkeypatch):
+    """With NaN propagating, a rule's NaN made bs_specificity PASS ('Γ +nan outside the band
+    [+nan, +nan]'); the signal is now refused where it is computed, with the rule and rows."""
+    from helpers import bs_list, ref, write
+
+    from credit_audit.audit import CheckpointAudit
+
+    (tmp_path / "nanrule.py").write_text(NAN_RULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    p = write(tmp_path, "m.pt", {"state_dict": small_model().state_dict(), "Bs": bs_list()})
+    opts = AuditOptions(device="cpu", rule="nanrule:rule")
+    a = CheckpointAudit(ref(p), opts, lambda: digits, default_registry())
+    verdicts = a.verdicts
+    assert set(verdicts.values()) == {"ERROR"}, verdicts
+    assert "rule 'nanrule:rule' at layer 1 holds NaN in 1 rows (3)" in a.error("bs_specificity")
+
+
+def test_the_metric_setting_in_the_ini_file():
+    """`calibration_anchors.metric = gamma` was refused ('value must be a number')."""
+    from credit_audit._errors import CreditAuditError
+    from credit_audit.checklist import parse_threshold_overrides
+
+    assert parse_threshold_overrides(["calibration_anchors.metric = gamma"]) == {
+        (ANCHORS, "metric"): "gamma"
+    }
+    with pytest.raises(CreditAuditError, match="expected one of gamma, rho, both, got '1'"):
+        parse_threshold_overrides(["calibration_anchors.metric = 1"])

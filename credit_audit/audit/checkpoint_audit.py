@@ -173,9 +173,15 @@ class CheckpointAudit:
             raise
         logits = getattr(fwd, "logits", None)
         if logits is not None and not bool(torch.isfinite(logits).all()):
+            cause = (
+                f"{str(logits.dtype).replace('torch.', '')} overflow, not an eps-clamp or "
+                "alignment effect"
+                if bool(torch.isinf(logits).any())
+                else "the network computes NaN from finite weights and data"
+            )
             raise CreditAuditError(
                 f"{source}: the network's output (logits) {_nonfinite(logits)}, so the "
-                "gradients there are NaN: float32 overflow, not an eps-clamp or alignment effect"
+                f"gradients there are NaN: {cause}"
             )
         for name, tensors in (("hidden state", fwd.hs), ("gradient", fwd.grads)):
             for layer, t in enumerate(tensors):
@@ -185,8 +191,21 @@ class CheckpointAudit:
 
     def _pass32(self) -> ForwardPass:
         fwd = self._base_pass()
-        fwd.set_signal(self.rule.signal(fwd, self.feedback))
+        fwd.set_signal(self._finite_signal(self.rule.signal(fwd, self.feedback)))
         return fwd
+
+    def _finite_signal(self, signal: list) -> list:
+        """The rule's signal, refused when it holds NaN or Inf (a cosine of it would be NaN,
+        and every check's verdict with it)."""
+        import torch
+
+        for layer, a in enumerate(signal):
+            if not bool(torch.isfinite(a).all()):
+                raise CreditAuditError(
+                    f"checkpoint {self.ref.path}: the credit signal of rule {self.rule.name!r} "
+                    f"at layer {layer} {_nonfinite(a)}"
+                )
+        return signal
 
     def _pass64(self) -> ForwardPass:
         import torch
@@ -202,7 +221,9 @@ class CheckpointAudit:
             self.opts.token_cosine,
             self.opts.chunk_size,
         )
-        fwd.set_signal(self.rule.signal(fwd, [b.double() for b in self.feedback]))
+        fwd.set_signal(
+            self._finite_signal(self.rule.signal(fwd, [b.double() for b in self.feedback]))
+        )
         return fwd
 
     # -- checks ----------------------------------------------------------------------------------
@@ -355,7 +376,7 @@ def _nonfinite(t: Any) -> str:
         )
     if nan_rows:
         parts.append(f"holds NaN in {rows(nan_rows)}")
-    return " and ".join(parts) + " of the evaluation samples; the weights are finite"
+    return " and ".join(parts) + " of the evaluation samples"
 
 
 def _output_width(model: Any, spec: ModelSpec) -> int | None:

@@ -54,6 +54,13 @@ def apply_overrides(pitfall_id: str, defaults: dict, overrides: dict | None) -> 
     return values
 
 
+def _threshold_spec(pid: str, name: str) -> dict:
+    """A checklist threshold's entry (value, reason, choices), or {} outside the checklist."""
+    if pid not in pitfall_ids():
+        return {}
+    return checklist_item(pid)["thresholds"].get(name) or {}
+
+
 def parse_threshold_overrides(
     lines: list[str], known: dict | None = None, check_names: bool = True
 ) -> dict:
@@ -93,6 +100,17 @@ def parse_threshold_overrides(
                 f"credit_audit_thresholds: {line!r}: {pid} has no threshold {name!r} "
                 f"(known: {', '.join(known[pid])})"
             )
+        spec = _threshold_spec(pid, name)
+        if isinstance(spec.get("value"), str):  # a setting with choices (metric = gamma)
+            choice = value.strip().strip("'\"")
+            choices = spec.get("choices") or [spec["value"]]
+            if choice not in choices:
+                raise CreditAuditError(
+                    f"credit_audit_thresholds: {line!r}: expected one of {', '.join(choices)}, "
+                    f"got {choice!r}"
+                )
+            out[(pid, name)] = choice
+            continue
         try:
             parsed = json.loads(value.strip())
         except json.JSONDecodeError:

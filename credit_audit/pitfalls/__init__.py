@@ -82,6 +82,10 @@ class Pitfall:
         """The verdict under a claim's protocol (default: the checkpoint's verdict)."""
         return verdict
 
+    def claim_thresholds(self, thresholds: dict, claim: Any) -> dict:
+        """The thresholds a claim's verdict is judged with (default: the run's)."""
+        return thresholds
+
 
 def not_applicable(verdict: Verdict, why: str) -> Verdict:
     """A check that does not bear on a claim: PASS, with what it measured kept below."""

@@ -47,6 +47,11 @@ def aggregations(cos) -> dict:
         raise CreditAuditError(
             f"aggregations: expected a non-empty (L+1, N) cosine matrix, got shape {c.shape}"
         )
+    if np.isnan(c).any():
+        from credit_audit._errors import CreditAuditError
+
+        rows = sorted({int(i) for i in np.argwhere(np.isnan(c))[:, 0]})
+        raise CreditAuditError(f"aggregations: the cosines of layers {rows} hold NaN")
     mean_s = c.mean(axis=1)
     med_s = np.median(c, axis=1)
     return {
@@ -81,6 +86,10 @@ class AggregationResult:
         return asdict(self)
 
 
+def _log(v: float) -> float:
+    return math.log(v) if v > 0 else float("-inf")
+
+
 def _ratio(values: list) -> float:
     mags = [abs(v) for v in values]
     return max(mags) / min(mags) if min(mags) > 0 else float("inf")
@@ -103,7 +112,9 @@ def measure(cos, cos64=None) -> AggregationResult:
         if v == v and v != 0 and abs(v) > 2 * abs(v - strategies64[k])
     }
     signs = {v > 0 for v in values if v != 0}
-    error = 2 * abs(ratio - ratio64) if math.isfinite(ratio) and math.isfinite(ratio64) else 0.0
+    finite = all(math.isfinite(r) and r > 0 for r in (ratio, ratio64))
+    # a ratio's rounding is relative: measured and compared on the log scale
+    error = 2 * abs(math.log(ratio) - math.log(ratio64)) if finite else 0.0
     return AggregationResult(
         strategies,
         max(values) - min(values),
@@ -131,14 +142,15 @@ def verdict(
     err = r.ratio_error
     rows = [[k, v, (r.strategies_fp64 or {}).get(k, float("nan"))] for k, v in r.strategies.items()]
     measured = (
-        f"spread {r.spread:.4f}, max/min |value| ratio {r.ratio:.2f} ± {err:.2g} (twice its "
-        f"float32 rounding, |float32 − float64|) over {len(rows)} strategies; FAIL on a sign "
+        f"spread {r.spread:.4f}, max/min |value| ratio {r.ratio:.2f} (float64: "
+        f"{r.ratio_fp64 if r.ratio_fp64 is not None else float('nan'):.2f}; ± {err:.2g} on the log "
+        f"scale, twice its float32 rounding) over {len(rows)} strategies; FAIL on a sign "
         f"disagreement or ratio > {t['fail_ratio']:g}, WARN > {t['warn_ratio']:g}; within "
         "the rounding of a threshold: WARN (borderline).\n"
         + table(["aggregation", "value", "float64"], rows)
     )
-    fail = against(t["fail_ratio"] - r.ratio, err)
-    warn = against(t["warn_ratio"] - r.ratio, err)
+    fail = against(_log(t["fail_ratio"]) - _log(r.ratio), err)
+    warn = against(_log(t["warn_ratio"]) - _log(r.ratio), err)
     if r.signs_disagree:
         status, head = FAIL, "the aggregations disagree in sign"
     elif fail == FAIL:
@@ -146,15 +158,15 @@ def verdict(
     elif fail == WARN:
         status, head = (
             WARN,
-            f"borderline: the aggregations differ {r.ratio:.2f}× ± {err:.2g}, within float32 "
-            f"rounding of {t['fail_ratio']:g}",
+            f"borderline: the aggregations differ {r.ratio:.2f}×, within float32 rounding "
+            f"of {t['fail_ratio']:g} (float64 gives {r.ratio_fp64 or float('nan'):.2f}×)",
         )
     elif r.signs_within_rounding:
         status, head = WARN, "borderline: the aggregations' signs differ only within rounding"
     elif warn != PASS:
         status, head = WARN, f"the aggregations differ {r.ratio:.2f}× (> {t['warn_ratio']:g})"
         if warn == WARN and r.ratio <= t["warn_ratio"]:
-            head = f"borderline: {r.ratio:.2f}× ± {err:.2g}, within rounding of {t['warn_ratio']:g}"
+            head = f"borderline: {r.ratio:.2f}×, within float32 rounding of {t['warn_ratio']:g}"
     else:
         status, head = PASS, f"the aggregations agree within {r.ratio:.2f}×"
     if protocol_fixed and status != PASS:

@@ -78,6 +78,12 @@ def measure(
         )
     lo_pct, hi_pct = thresholds["band_low_pct"], thresholds["band_high_pct"]
     obs = np.asarray(gamma_per_layer, dtype=np.float64)
+    if not (np.isfinite(obs).all() and np.isfinite(null).all()):
+        from credit_audit._errors import CreditAuditError
+
+        raise CreditAuditError(
+            "bs_specificity: the given Γ or the null holds NaN or Inf: a band cannot place it"
+        )
     lm = null.mean(1)
     obs_lm = float(obs.mean())
     p01, p99 = (float(v) for v in np.percentile(lm, [lo_pct, hi_pct]))

@@ -458,11 +458,14 @@ class CalibrationAnchors(Pitfall):
         ax.legend(fontsize=6, ncol=1, loc="center left", bbox_to_anchor=(1.02, 0.5))
         return True
 
+    def claim_thresholds(self, thresholds: dict, claim: Any) -> dict:
+        """The claim's own metric: ρ's anchors for ρ, Γ's for Γ, the null mean and the
+        layer-0 share."""
+        return {**thresholds, "metric": "rho" if claim.metric == "rho" else "gamma"}
+
     def for_claim(self, verdict_, claim: Any, ctx: Any):
-        """Judged again for the metric the claim reports (Γ's anchors for Γ, the null mean
-        and the layer-0 share; ρ's for ρ), from the same measurement."""
-        metric = "rho" if claim.metric == "rho" else "gamma"
-        thresholds = {**ctx.thresholds(self.id), "metric": metric}
+        """Judged again for the metric the claim reports, from the same measurement."""
+        thresholds = self.claim_thresholds(ctx.thresholds(self.id), claim)
         return self.verdict(ctx.result(self.id), thresholds)
 
 
