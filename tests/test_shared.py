@@ -90,6 +90,29 @@ def test_factory_training_is_deterministic():
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
 
 
+def test_the_factory_trains_the_same_weights_whatever_the_callers_thread_count():
+    """torch's CPU kernels split sums by thread: 1 thread trains other weights than 2, so the
+    demo's reference checkpoints depended on the machine's core count. The build pins them."""
+    from credit_audit.factory import FACTORY_THREADS, factory_threads
+
+    spec = ReferenceSpec("tiny", "bp", epochs=3, lam=0.0)
+    before = torch.get_num_threads()
+    try:
+        weights = {}
+        for caller in (1, 3):
+            torch.set_num_threads(caller)
+            with factory_threads():
+                assert torch.get_num_threads() == FACTORY_THREADS
+                weights[caller] = train_reference(spec)[0].state_dict()
+            assert torch.get_num_threads() == caller  # restored
+        torch.set_num_threads(1)
+        unpinned = train_reference(spec)[0].state_dict()
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(weights[1][k], weights[3][k]) for k in weights[1])
+    assert not all(torch.equal(weights[1][k], unpinned[k]) for k in unpinned)
+
+
 def test_claims_on_one_checkpoint_share_its_computation(reference, reference_cache, monkeypatch):
     calls = count_passes(monkeypatch)
     common = {
