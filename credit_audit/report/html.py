@@ -168,8 +168,8 @@ class HtmlHooks:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report) -> None:
         data = getattr(report, "credit_audit", None)
-        if data is None:
-            return
+        if data is None or hasattr(self.run.config, "workerinput"):
+            return  # an xdist worker's report reaches the controller, which adds the extras once
         from pytest_html import extras
 
         html = details_html(CheckRecord.from_json(data), self.run.registry)
