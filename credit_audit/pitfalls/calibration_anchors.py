@@ -140,6 +140,15 @@ def torch_norm(deltas: Any) -> Any:
     return torch.linalg.vector_norm(deltas, dim=-1, keepdim=True)
 
 
+def _gaussian(gen: Any, *shape: int) -> Any:
+    """Gaussian directions from the CPU generator, drawn in float32 (torch's float32 sampler is
+    vectorised: 4.5× faster than float64's, which was most of the anchors' time on a GPU) and
+    normalised in float64 by :func:`_unit`."""
+    import torch
+
+    return torch.randn(*shape, generator=gen, dtype=torch.float32).double()
+
+
 def _block_deltas(seed: int, layer: int, block: int, m: int, n: int, d: int) -> Any:
     """A block's directions, from a generator of its own: both precisions draw the same ones
     without holding every block in memory."""
@@ -147,7 +156,7 @@ def _block_deltas(seed: int, layer: int, block: int, m: int, n: int, d: int) -> 
 
     def draw() -> Any:
         gen = torch.Generator().manual_seed(seed * 1_000_003 + layer * 10_007 + block)
-        return _unit(torch.randn(m, n, d, generator=gen, dtype=torch.float64))
+        return _unit(_gaussian(gen, m, n, d))
 
     return draw
 
@@ -202,7 +211,7 @@ def measure(
         same_shape(layer, h=hs[layer], g=grads[layer], signal=signal[layer])
         n, d = hs[layer].shape
         if directions * n * d <= BLOCK_ELEMENTS and 2 * n <= chunk_rows:  # all at once
-            deltas = _unit(torch.randn(directions, n, d, generator=gen, dtype=torch.float64))
+            deltas = _unit(_gaussian(gen, directions, n, d))
             noise = torch.randn(n, d, generator=gen, dtype=torch.float64)
             blocks = [(slice(0, n), lambda dl=deltas: dl)]
         else:  # a large state: directions drawn per block of samples, each block its own seed
