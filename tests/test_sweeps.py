@@ -42,6 +42,8 @@ def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
         "--device=cpu",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:benchmark",  # pytest-benchmark (where installed) fails inside pytester's workers
     )
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()
     result.stdout.fnmatch_lines(["*2 workers [[]25 items[]]*"])
