@@ -17,13 +17,13 @@ from credit_audit.registry import default_registry
 
 
 @pytest.fixture(scope="session")
-def reference_cache(request, tmp_path_factory) -> Path:
-    """Where the factory caches its checkpoints: pytest's cache dir (fresh in CI), or a
-    temporary folder when the cache provider is off."""
-    cache = getattr(request.config, "cache", None)
-    if cache is None:
-        return tmp_path_factory.mktemp("credit_audit_refs")
-    return Path(cache.mkdir("credit_audit_refs"))
+def reference_cache() -> Path:
+    """Where the factory caches its checkpoints: the demo's own cache (``$CREDIT_AUDIT_CACHE``,
+    else ``~/.cache/credit_audit``), so that the tests reuse what ``pytest --ckpt=demo`` built
+    (and the other way round) instead of training the four checkpoints a second time."""
+    from credit_audit.factory import default_cache_dir
+
+    return default_cache_dir()
 
 
 @pytest.fixture(scope="session")
