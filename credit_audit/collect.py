@@ -92,6 +92,28 @@ class AuditRun:
                     out[f"credit_audit::claim_{check}[{claim_id}]"] = group(where)
         return out
 
+    def rank(self, key: tuple) -> tuple:
+        """Where a record's (kind, subject, check) comes in collection order: checkpoints in
+        ``--ckpt`` order, then claims in file order, then the known-answer cases."""
+        if not hasattr(self, "_ranks"):
+            refs = [r.id for r in self.session.refs()] if self.opts.ckpts else []
+            claims = list(self.verifier.claims) if self.verifier is not None else []
+            self._ranks = (
+                {s: i for i, s in enumerate(refs)},
+                {s: i for i, s in enumerate(claims)},
+                {c: i for i, c in enumerate([*self.registry.pitfalls, *self.claim_items()])},
+            )
+        subjects = {"checkpoint": self._ranks[0], "claim": self._ranks[1]}
+        kind, subject, check = key
+        kinds = ("checkpoint", "claim", "known_answer")
+        order = subjects.get(kind, {})
+        return (
+            kinds.index(kind) if kind in kinds else len(kinds),
+            order.get(subject, len(order)),
+            str(subject),
+            self._ranks[2].get(check, len(self._ranks[2])),
+        )
+
     def claim_items(self) -> list[str]:
         from credit_audit.claims import CLAIM_ITEMS
 

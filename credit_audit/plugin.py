@@ -342,6 +342,14 @@ class AuditHooks:
     def pytest_keyboard_interrupt(self) -> None:
         self.run.interrupted = True
 
+    @pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
+    def order_records(self, session: pytest.Session) -> None:
+        """Before the JSON and pytest-html's page are written: the records in the order one
+        process collects them (pytest-xdist's workers report in the order they finish)."""
+        ranked = sorted(self.run.records.items(), key=lambda kv: self.run.rank(kv[0]))
+        self.run.records.clear()
+        self.run.records.update(ranked)
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if hasattr(session.config, "workerinput") or session.config.option.collectonly:

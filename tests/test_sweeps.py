@@ -56,7 +56,9 @@ def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
     assert set().union(*by_ckpt.values()) <= {"gw0", "gw1"}
     assert len(seen) == 24  # six checks of four checkpoints, each reported once
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
-    assert doc["complete"] is True and len(doc["checkpoints"]) == 4
+    assert doc["complete"] is True
+    # in collection order, not in the order the workers finished
+    assert [c["id"] for c in doc["checkpoints"]] == [f"run_s{i}" for i in range(4)]
     for ckpt in doc["checkpoints"]:
         assert len(ckpt["checks"]) == 6 and ckpt["computed_by"] in ("gw0", "gw1")
     page = (pytester.path / "credit-audit" / "report.html").read_text()
