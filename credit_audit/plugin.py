@@ -343,7 +343,7 @@ class AuditHooks:
         self.run.interrupted = True
 
     @pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
-    def order_records(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish_order(self, session: pytest.Session) -> None:
         """Before the JSON and pytest-html's page are written: the records in the order one
         process collects them (pytest-xdist's workers report in the order they finish)."""
         ranked = sorted(self.run.records.items(), key=lambda kv: self.run.rank(kv[0]))
