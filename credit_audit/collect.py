@@ -92,6 +92,15 @@ class AuditRun:
                     out[f"credit_audit::claim_{check}[{claim_id}]"] = group(where)
         return out
 
+    def shard_plan(self) -> dict:
+        """The whole run's checkpoints (id and path) and claims, in order: what every part of a
+        sharded audit must agree on for a merge to rebuild the unsharded report."""
+        refs = self.session.refs() if self.opts.ckpts else []
+        return {
+            "checkpoints": [[r.id, str(r.path)] for r in refs],
+            "claims": list(self.verifier.claims) if self.verifier is not None else [],
+        }
+
     def rank(self, key: tuple) -> tuple:
         """Where a record's (kind, subject, check) comes in collection order: checkpoints in
         ``--ckpt`` order, then claims in file order, then the known-answer cases."""

@@ -6,7 +6,8 @@ Each part's JSON keeps its records; the merge puts them back in the order one un
 gives (part I holds every N-th checkpoint and claim from the I-th) and writes the JSON an
 unsharded run would have written (byte for byte apart from its ``created`` timestamp) and a
 self-contained HTML page. Exit code: 0 when every check passed, 1 when one failed (or raised
-an error, or warned with ``--fail-on=warn``), 4 when the parts cannot be merged.
+an error, or warned with ``--fail-on=warn``), 2 when nothing failed but a part was interrupted
+(as pytest exits on Ctrl-C), 4 when the parts cannot be merged (named file and reason).
 """
 
 from __future__ import annotations
@@ -19,104 +20,154 @@ from credit_audit._errors import CreditAuditError
 
 __all__ = ["main", "merge"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 4
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE = 0, 1, 2, 4
 _SAME = ("schema_version", "options", "thresholds")
 _SAME_ENV = ("credit_audit", "torch")  # the versions that decide the numbers
 
 
 def _load(path: Path) -> dict:
+    """One part's document, its shape checked: every malformed part is a CreditAuditError."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CreditAuditError(f"{path}: cannot be read as JSON ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("shard"), dict):
         raise CreditAuditError(
             f"{path}: not the JSON of a part (written with --audit-shard=I/N, it has "
             "'shard' and 'records')"
         )
-    if not isinstance(doc.get("records"), list):
-        raise CreditAuditError(f"{path}: 'records' is missing or not a list")
+    shard = doc["shard"]
+    index, count = shard.get("index"), shard.get("count")
+    if not (_is_int(index) and _is_int(count) and 1 <= index <= count):
+        raise CreditAuditError(
+            f"{path}: 'shard' must hold integers 1 ≤ index ≤ count, got index {index!r}, "
+            f"count {count!r}"
+        )
+    plan_ok = isinstance(shard.get("checkpoints"), list) and isinstance(shard.get("claims"), list)
+    if not plan_ok:
+        raise CreditAuditError(
+            f"{path}: 'shard' lacks the run's list of checkpoints and claims (written by an "
+            "older credit_audit?)"
+        )
+    records = doc.get("records")
+    if not isinstance(records, list) or not all(_is_record(r) for r in records):
+        raise CreditAuditError(
+            f"{path}: 'records' must be a list of check records (kind, subject, check, "
+            "verdict, headline, message, ...)"
+        )
+    for key in ("options", "thresholds", "environment"):
+        if not isinstance(doc.get(key), dict):
+            raise CreditAuditError(f"{path}: '{key}' is missing or not a mapping")
     return doc
 
 
-def _interleave(parts: list[list], count: int) -> list:
-    """Part I holds items I-1, I-1+N, ...: put them back in one run's order."""
-    out = []
-    for k in range(max((len(p) for p in parts), default=0)):
-        for p in parts:
-            if k < len(p):
-                out.append(p[k])
-    return out
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_record(r: object) -> bool:
+    return (
+        isinstance(r, dict)
+        and isinstance(r.get("kind"), str)
+        and isinstance(r.get("check"), str)
+        and isinstance(r.get("verdict"), str)
+        and (r.get("subject") is None or isinstance(r.get("subject"), str))
+    )
 
 
 def merge(paths: list[Path]) -> tuple[dict, dict]:
     """(document, records) of the merged parts; CreditAuditError when they do not fit."""
-    from credit_audit.records import CheckRecord
-    from credit_audit.report.json_writer import assemble
-
     if not paths:
         raise CreditAuditError("merge: no part given")
     docs = [_load(Path(p)) for p in paths]
-    count = docs[0]["shard"].get("count")
+    first_path, first = paths[0], docs[0]
+    count = first["shard"]["count"]
     by_index: dict[int, dict] = {}
     for path, doc in zip(paths, docs, strict=True):
         shard = doc["shard"]
-        if shard.get("count") != count:
+        if shard["count"] != count:
             raise CreditAuditError(
-                f"{path}: part of {shard.get('count')}, the first part given is of {count}"
+                f"{path}: part {shard['index']}/{shard['count']}, but {first_path} is a part of "
+                f"{count}"
             )
-        if shard.get("index") in by_index:
-            raise CreditAuditError(f"{path}: part {shard.get('index')}/{count} given twice")
-        for key in _SAME:
-            if doc.get(key) != docs[0].get(key):
+        if shard["index"] in by_index:
+            raise CreditAuditError(f"{path}: part {shard['index']}/{count} given twice")
+        for key in ("checkpoints", "claims"):
+            if shard[key] != first["shard"][key]:
                 raise CreditAuditError(
-                    f"{path}: '{key}' differs from {paths[0]}'s: parts of one audit run with "
+                    f"{path}: its run lists other {key} than {first_path}'s (--ckpt or "
+                    "--claims matched other files when this part ran): the parts do not "
+                    "split one audit"
+                )
+        for key in _SAME:
+            if doc.get(key) != first.get(key):
+                raise CreditAuditError(
+                    f"{path}: '{key}' differs from {first_path}'s: parts of one audit run with "
                     "the same options, thresholds and versions"
                 )
-        env, env0 = doc.get("environment") or {}, docs[0].get("environment") or {}
+        env, env0 = doc["environment"], first["environment"]
         for key in _SAME_ENV:
             if env.get(key) != env0.get(key):
                 raise CreditAuditError(
-                    f"{path}: environment '{key}' is {env.get(key)!r}, {paths[0]}'s is "
+                    f"{path}: environment '{key}' is {env.get(key)!r}, {first_path}'s is "
                     f"{env0.get(key)!r}: parts of one audit run the same versions"
                 )
-        by_index[shard.get("index")] = doc
+        by_index[shard["index"]] = doc
     missing = [i for i in range(1, count + 1) if i not in by_index]
     if missing:
         raise CreditAuditError(f"merge: parts {missing} of {count} are missing")
-    ordered = [by_index[i] for i in range(1, count + 1)]
+    try:
+        return _assemble([by_index[i] for i in range(1, count + 1)], count)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CreditAuditError(f"merge: a part's records are malformed ({exc})") from None
 
-    def records_of(kind: str) -> list[list]:
-        out = []
-        for doc in ordered:
-            subjects: dict = {}
-            for data in doc["records"]:
-                if data["kind"] == kind:
-                    subjects.setdefault(data["subject"], []).append(data)
-            out.append(list(subjects.values()))
-        return out
 
-    records: dict = {}
-    for kind in ("checkpoint", "claim"):
-        for group in _interleave(records_of(kind), count):
-            for data in group:
-                rec = CheckRecord.from_json(data)
-                records[rec.key] = rec
-    for doc in ordered:
-        for data in doc["records"]:
-            if data["kind"] == "known_answer":
-                rec = CheckRecord.from_json(data)
-                records[rec.key] = rec
-    first = ordered[0]
-    pitfall_ids = list(first["thresholds"])
+def _assemble(ordered: list[dict], count: int) -> tuple[dict, dict]:
+    """The records in the unsharded run's order (its lists of checkpoints and claims, then the
+    known-answer cases) and the document built from them."""
     from credit_audit.claims import CLAIM_ITEMS
+    from credit_audit.records import CheckRecord
+    from credit_audit.report.json_writer import assemble
 
+    plan = ordered[0]["shard"]
+    ckpt_ids = [c[0] if isinstance(c, list) and c else c for c in plan["checkpoints"]]
+    # (position in the unsharded run, the part that audits it: every N-th from the I-th)
+    place = {("checkpoint", s): (i, i % count) for i, s in enumerate(ckpt_ids)} | {
+        ("claim", s): (len(ckpt_ids) + i, i % count) for i, s in enumerate(plan["claims"])
+    }
+    tail = len(place)
+    pitfall_ids = list(ordered[0]["thresholds"])
+    checks = {c: i for i, c in enumerate([*CLAIM_ITEMS, *pitfall_ids])}
+    found = []
+    for part, doc in enumerate(ordered, start=1):
+        for data in doc["records"]:
+            key = (data["kind"], data.get("subject"))
+            if key[0] in ("checkpoint", "claim"):
+                if key not in place:
+                    raise CreditAuditError(
+                        f"merge: part {part} holds {key[0]} {key[1]!r}, which its run's list "
+                        "does not name"
+                    )
+                if place[key][1] != part - 1:
+                    raise CreditAuditError(
+                        f"merge: part {part} holds {key[0]} {key[1]!r}, which belongs to part "
+                        f"{place[key][1] + 1}"
+                    )
+            position = place.get(key, (tail, 0))[0]
+            check = checks.get(data["check"], len(checks))
+            found.append((position, check, CheckRecord.from_json(data)))
+    records: dict = {}
+    for _pos, _check, rec in sorted(found, key=lambda t: (t[0], t[1])):
+        if rec.key in records:
+            raise CreditAuditError(f"merge: {rec.key} is in two parts")
+        records[rec.key] = rec
+    first = ordered[0]
     doc = assemble(
         records,
         first["options"],
         first["thresholds"],
         [*CLAIM_ITEMS, *pitfall_ids],
-        all(d.get("complete", False) for d in ordered),
+        all(d.get("complete", False) is True for d in ordered),
         first["environment"],
     )
     environments = [d.get("environment") for d in ordered]
@@ -127,7 +178,7 @@ def merge(paths: list[Path]) -> tuple[dict, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m credit_audit merge``; returns the exit code."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m credit_audit merge",
         description="Join the JSON of the parts of a sharded audit (--audit-shard=I/N).",
     )
@@ -135,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=Path("credit-audit/results.json"))
     p.add_argument("--html", type=Path, default=Path("credit-audit/report.html"))
     p.add_argument("--fail-on", choices=("fail", "warn"), default="fail")
-    args = p.parse_args(argv)
     try:
+        args = p.parse_args(argv)
         doc, records = merge(args.parts)
     except CreditAuditError as exc:
         print(f"credit_audit merge: {exc}")
@@ -146,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     from credit_audit.report.html import standalone_html
     from credit_audit.report.json_writer import write_document
 
-    write_document(args.json, doc)
     pitfall_ids = list(doc["thresholds"])
     page = standalone_html(
         records,
@@ -155,12 +205,29 @@ def main(argv: list[str] | None = None) -> int:
         [*CLAIM_ITEMS, *pitfall_ids],
         {**doc, "merged_from": len(args.parts)},
     )
-    args.html.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.html.with_name(args.html.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(args.html)
+    try:
+        write_document(args.json, doc)
+        args.html.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.html.with_name(args.html.name + ".tmp")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(args.html)
+    except OSError as exc:
+        print(f"credit_audit merge: cannot write the report: {exc}")
+        return EXIT_USAGE
     bad = {"FAIL", "ERROR"} | ({"WARN"} if args.fail_on == "warn" else set())
     failed = sum(r.verdict in bad for r in records.values())
     print(f"credit_audit merge: {len(args.parts)} parts, {len(records)} checks, {failed} failed")
     print(f"HTML audit: {args.html}\nJSON results: {args.json}")
-    return EXIT_FAILED if failed else EXIT_OK
+    if failed:
+        return EXIT_FAILED
+    if not doc["complete"]:  # as an interrupted run exits: nothing failed, not everything ran
+        print("credit_audit merge: a part was interrupted: the report is PARTIAL")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are a usage error (exit 4), as for the plugin's options."""
+
+    def error(self, message: str):  # noqa: ANN201 - argparse's signature
+        raise CreditAuditError(message)

@@ -258,13 +258,14 @@ class AuditHooks:
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
-        """pytest-xdist's `load` (what -n gives): every item computed from one checkpoint goes
+        """pytest-xdist's `load` (what -n gives), `loadscope`, `loadfile` and `loadgroup`:
+        every item computed from one checkpoint goes
         to one worker, so that each checkpoint is computed once whatever -n. xdist's own
         `loadgroup` would do it with xdist_group marks, but with pytest 9 it no longer groups
         (it renames ``item._nodeid``, which pytest 9 does not read), so the audit brings a
         scope scheduler whose scope is the checkpoint."""
-        if config.getvalue("dist") != "load":
-            return None
+        if config.getvalue("dist") not in ("load", "loadscope", "loadfile", "loadgroup"):
+            return None  # each, worksteal, no: what the user chose
         from xdist.scheduler import LoadScopeScheduling
 
         groups = self.run.xdist_groups()
@@ -320,7 +321,9 @@ class AuditHooks:
         if not hasattr(self, "_sweep"):
             from credit_audit.report.progress import SweepProgress
 
-            total = len(self.run.session.refs()) if self.run.opts.ckpts else 0
+            refs = self.run.session.refs() if self.run.opts.ckpts else []
+            shard = self.run.opts.shard
+            total = len(refs[shard[0] - 1 :: shard[1]] if shard else refs)
             self._sweep = SweepProgress(total, len(self.run.registry.pitfalls))
         line = self._sweep.reported(subject)
         if line is not None and self._sweep.total > 1:
@@ -364,4 +367,8 @@ class AuditHooks:
             self.run.claim_items(),
             complete=not self.run.interrupted,
             shard=self.run.opts.shard,
+            plan=self.run.shard_plan() if self.run.opts.shard else None,
         )
+        if self.run.opts.shard and session.testscollected == 0:
+            # a part that holds nothing (more parts than checkpoints) is not a failed task
+            session.exitstatus = pytest.ExitCode.OK

@@ -105,12 +105,11 @@ def test_the_factory_trains_the_same_weights_whatever_the_callers_thread_count()
                 assert torch.get_num_threads() == FACTORY_THREADS
                 weights[caller] = train_reference(spec)[0].state_dict()
             assert torch.get_num_threads() == caller  # restored
-        torch.set_num_threads(1)
-        unpinned = train_reference(spec)[0].state_dict()
     finally:
         torch.set_num_threads(before)
+    # (on this 2-core x86 machine 1 unpinned thread trains other weights: whether it does
+    # depends on torch's kernels, so the test asserts only what the pin guarantees)
     assert all(torch.equal(weights[1][k], weights[3][k]) for k in weights[1])
-    assert not all(torch.equal(weights[1][k], unpinned[k]) for k in unpinned)
 
 
 def test_claims_on_one_checkpoint_share_its_computation(reference, reference_cache, monkeypatch):

@@ -134,7 +134,11 @@ def test_shards_merged_equal_one_unsharded_run(pytester):
             *ARGS, "-p", "no:cacheprovider", f"--audit-shard={i}/3", f"--audit-json=part{i}.json"
         )
         doc = json.loads((pytester.path / f"part{i}.json").read_text())
-        assert doc["shard"] == {"index": i, "count": 3}
+        assert (doc["shard"]["index"], doc["shard"]["count"]) == (i, 3)
+        # every part names the whole run, so that a merge can check the parts split one audit
+        assert [c[0] for c in doc["shard"]["checkpoints"]] == [
+            "run_broken", "run_s0", "run_s1", "run_s2", "run_s3"
+        ]  # fmt: skip
         parts.append(doc)
         assert part.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     ids = [[c["id"] for c in d["checkpoints"]] for d in parts]
@@ -161,3 +165,66 @@ def test_a_bad_shard_is_a_usage_error(pytester):
     result = pytester.runpytest(*ARGS, "--audit-shard=3/2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--audit-shard*1 ≤ I ≤ N*"])
+
+
+def _parts(pytester, count):
+    return [json.loads((pytester.path / f"part{i}.json").read_text()) for i in range(1, count + 1)]
+
+
+def _write_parts(folder, docs):
+    paths = []
+    for i, doc in enumerate(docs, start=1):
+        path = folder / f"edited{i}.json"
+        path.write_text(json.dumps(doc))
+        paths.append(str(path))
+    return paths
+
+
+def test_merge_refuses_parts_that_do_not_split_one_audit(pytester, capsys):
+    """Parts whose --ckpt matched other files (a checkpoint added between array tasks) merged
+    into a 'complete' report that audited two checkpoints twice and three never; malformed
+    parts raised tracebacks with exit 1; an interrupted part that failed nothing exited 0."""
+    from credit_audit.merge import main
+
+    _small_sweep(pytester.path, 3)
+    for i in (1, 2):
+        pytester.runpytest(
+            *ARGS, "-p", "no:cacheprovider", f"--audit-shard={i}/2", f"--audit-json=part{i}.json"
+        )
+    (pytester.path / "run_a.pt").write_bytes((pytester.path / "run_s0.pt").read_bytes())
+    pytester.runpytest(
+        *ARGS, "-p", "no:cacheprovider", "--audit-shard=2/2", "--audit-json=late2.json"
+    )
+    part1, late2 = str(pytester.path / "part1.json"), str(pytester.path / "late2.json")
+    assert main([part1, late2]) == 4
+    assert "lists other checkpoints" in capsys.readouterr().out
+    good = _parts(pytester, 2)
+    bad_cases = {
+        "record": lambda d: d["records"].append({"kind": "checkpoint", "subject": ["x"]}),
+        "count": lambda d: d["shard"].update(count=0),
+        "strcount": lambda d: d["shard"].update(count="2"),
+        "env": lambda d: d.update(environment="x"),
+        "foreign": lambda d: d["records"][0].update(subject="run_zzz"),
+    }
+    for name, spoil in bad_cases.items():
+        docs = json.loads(json.dumps(good))
+        spoil(docs[1])
+        assert main(_write_parts(pytester.path, docs)) == 4, name
+        assert "Traceback" not in capsys.readouterr().out
+    assert main(["--no-such-flag", part1]) == 4
+    # nothing failed but a part was interrupted: exit 2, as an interrupted run
+    docs = json.loads(json.dumps(good))
+    for doc in docs:
+        for r in doc["records"]:
+            r["verdict"] = "PASS"
+    docs[1]["complete"] = False
+    out = pytester.path / "m"
+    paths = _write_parts(pytester.path, docs)
+    assert main([*paths, "--json", str(out / "r.json"), "--html", str(out / "r.html")]) == 2
+    assert json.loads((out / "r.json").read_text())["complete"] is False
+
+
+def test_a_part_with_nothing_to_audit_exits_zero(pytester):
+    _small_sweep(pytester.path, 1)  # two files, three parts: the third holds nothing
+    result = pytester.runpytest(*ARGS, "-p", "no:cacheprovider", "--audit-shard=3/3")
+    assert result.ret == pytest.ExitCode.OK

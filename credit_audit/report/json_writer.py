@@ -176,12 +176,13 @@ def write_json(
     claim_items: list[str],
     complete: bool = True,
     shard: tuple | None = None,
+    plan: dict | None = None,
 ) -> Path:
     """Write the document atomically; returns the path. A shard's document (``--audit-shard``)
     also keeps its part and its records, which ``python -m credit_audit merge`` joins."""
     doc = build_document(records, opts, registry, claim_items, complete)
     if shard is not None:
-        doc["shard"] = {"index": shard[0], "count": shard[1]}
+        doc["shard"] = {"index": shard[0], "count": shard[1], **(plan or {})}
         doc["records"] = [r.to_json() for r in records.values()]
     return write_document(path, doc)
 
