@@ -92,6 +92,12 @@ class AuditRun:
                     out[f"credit_audit::claim_{check}[{claim_id}]"] = group(where)
         return out
 
+    def part(self, subjects: list) -> list:
+        """This run's part of ``subjects`` under ``--audit-shard=I/N``: every N-th from the
+        I-th (1-based); all of them without a shard."""
+        shard = self.opts.shard
+        return subjects if shard is None else subjects[shard[0] - 1 :: shard[1]]
+
     def shard_plan(self) -> dict:
         """The whole run's checkpoints (id and path) and claims, in order: what every part of a
         sharded audit must agree on for a merge to rebuild the unsharded report."""
@@ -214,20 +220,15 @@ class AuditCollector(pytest.Collector):
             refs = run.session.refs() if run.opts.ckpts else []
         except CreditAuditError as exc:
             raise pytest.UsageError(str(exc)) from None
-        shard = run.opts.shard
-        if shard is not None:  # part I of N: every N-th, from the I-th (1-based)
-            refs = refs[shard[0] - 1 :: shard[1]]
         items = []
-        for ref in refs:
+        for ref in run.part(refs):
             for pid in run.registry.pitfalls:
                 items.append(self._item("checkpoint", ref.id, pid, f"{pid}[{ref.id}]"))
         if run.verifier is not None:
-            claim_ids = list(run.verifier.claims)
-            if shard is not None:
-                claim_ids = claim_ids[shard[0] - 1 :: shard[1]]
-            for claim_id in claim_ids:
+            for claim_id in run.part(list(run.verifier.claims)):
                 for check in run.claim_items():
                     items.append(self._item("claim", claim_id, check, f"claim_{check}[{claim_id}]"))
+        shard = run.opts.shard
         for pid in run.session.known_answers() if shard is None or shard[0] == 1 else []:
             items.append(self._item("known_answer", None, pid, f"{pid}[known-answer]"))
         return items

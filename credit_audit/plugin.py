@@ -321,9 +321,7 @@ class AuditHooks:
         if not hasattr(self, "_sweep"):
             from credit_audit.report.progress import SweepProgress
 
-            refs = self.run.session.refs() if self.run.opts.ckpts else []
-            shard = self.run.opts.shard
-            total = len(refs[shard[0] - 1 :: shard[1]] if shard else refs)
+            total = len(self.run.part(self.run.session.refs() if self.run.opts.ckpts else []))
             self._sweep = SweepProgress(total, len(self.run.registry.pitfalls))
         line = self._sweep.reported(subject)
         if line is not None and self._sweep.total > 1:
