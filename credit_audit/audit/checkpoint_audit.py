@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from credit_audit._errors import CreditAuditError
+from credit_audit._errors import CreditAuditError, first_line
 from credit_audit.audit.shared_pass import ForwardPass, run_pass
 from credit_audit.loading import CheckpointRef, EvalData, LoadedCheckpoint, load_checkpoint
 from credit_audit.models import ModelSpec, build_model, make_adapter
@@ -66,10 +66,9 @@ class CheckpointAudit:
             except CreditAuditError as exc:
                 self._memo[key] = exc
             except Exception as exc:  # noqa: BLE001 - anything a stranger's model raises
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
                 what = _STEPS.get(key, key.replace("result:", "").replace("verdict:", ""))
                 message = f"checkpoint {self.ref.path}: {what} failed: {type(exc).__name__}: "
-                error = CreditAuditError((message + first)[:500])
+                error = CreditAuditError((message + first_line(exc, 500))[:500])
                 error.__cause__ = exc
                 self._memo[key] = error
         value = self._memo[key]
@@ -168,7 +167,7 @@ class CheckpointAudit:
             if "shape" in str(exc) or "size" in str(exc):
                 raise CreditAuditError(
                     f"{source}: the eval data ({data.name}, {x.shape[1]} features per sample) "
-                    f"does not fit the model: {str(exc).splitlines()[0]}"
+                    f"does not fit the model: {first_line(exc)}"
                 ) from exc
             raise
         logits = getattr(fwd, "logits", None)
