@@ -225,7 +225,7 @@ def test_pure_noise_at_small_n_does_not_fail(tmp_path, digits):
             fwd64.hs, fwd64.grads, fwd64.signal, fwd64.forward_from, seed=seed,
         )  # fmt: skip
         ses += r.rho["fp32"]["negative_se"]
-        findings = calibration_anchors._rho_anchors(r, default_thresholds(ANCHORS))
+        findings = calibration_anchors._findings("ρ", r.rho["fp32"], default_thresholds(ANCHORS))
         statuses += [f[2] for f in findings if f[1] == "ρ(rand)"]
     assert "FAIL" not in statuses
     # a pure-noise sample's ρ scatters by 1/sqrt(M - 1) over its M = 32 directions, plus the

@@ -276,52 +276,27 @@ _RHO_KEYS = (
 )
 
 
-def _rho_anchors(result: AnchorsResult, t: dict) -> list:
-    """(layer, what, status, reason) for ρ's anchors in the pipeline's precision."""
-    pipe, z = result.rho[result.pipeline], t["error_z"]
+def _findings(name: str, anchors: dict, t: dict) -> list:
+    """(layer, what, status, reason) for one metric's anchors: the positive control must
+    score ≥ min_positive, the random one lie within ±max_abs_negative, each judged with
+    error_z standard errors (``*_se``; none given: exact, as Γ's positive control is)."""
     out = []
-    for layer in range(len(result.eps_rel_median_h)):
-        v, err = pipe["positive"][layer], z * pipe["positive_se"][layer]
-        status = against(v - t["min_positive"], err)
-        if status != PASS:
-            out.append(
-                (layer, "ρ(g)", status, f"ρ(g) = {v:+.3f} ± {err:.3f} vs ≥ {t['min_positive']:g}")
-            )
-        v, err = pipe["negative"][layer], z * pipe["negative_se"][layer]
-        status = against(t["max_abs_negative"] - abs(v), err)
-        if status != PASS:
-            out.append(
-                (
-                    layer,
-                    "ρ(rand)",
-                    status,
-                    f"ρ(rand) = {v:+.3f} ± {err:.3f} vs within ±{t['max_abs_negative']:g}",
-                )
-            )
-    return out
-
-
-def _gamma_anchors(result: AnchorsResult, t: dict) -> list:
-    """(layer, what, status, reason) for Γ's anchors: the unclamped positive control must
-    score ≥ min_positive (it is 1 unless rows of g vanish), the random control ≈ 0."""
-    g, z = result.gamma, t["error_z"]
-    out = []
-    for layer, (pos, neg, se) in enumerate(
-        zip(g["positive"], g["negative"], g["negative_se"], strict=True)
-    ):
-        status = against(pos - t["min_positive"], 0.0)
-        if status != PASS:
-            out.append((layer, "Γ(g)", status, f"Γ(g) = {pos:+.3f} vs ≥ {t['min_positive']:g}"))
-        status = against(t["max_abs_negative"] - abs(neg), z * se)
-        if status != PASS:
-            out.append(
-                (
-                    layer,
-                    "Γ(rand)",
-                    status,
-                    f"Γ(rand) = {neg:+.3f} ± {z * se:.3f} vs within ±{t['max_abs_negative']:g}",
-                )
-            )
+    for layer, (pos, neg) in enumerate(zip(anchors["positive"], anchors["negative"], strict=True)):
+        for what, value, margin, se, bound in (
+            (f"{name}(g)", pos, pos - t["min_positive"], "positive_se", f"≥ {t['min_positive']:g}"),
+            (
+                f"{name}(rand)",
+                neg,
+                t["max_abs_negative"] - abs(neg),
+                "negative_se",
+                f"within ±{t['max_abs_negative']:g}",
+            ),
+        ):
+            err = t["error_z"] * anchors[se][layer] if se in anchors else 0.0
+            status = against(margin, err)
+            if status != PASS:
+                shown = f"{value:+.3f} ± {err:.3f}" if se in anchors else f"{value:+.3f}"
+                out.append((layer, what, status, f"{what} = {shown} vs {bound}"))
     return out
 
 
@@ -346,9 +321,9 @@ def verdict(result: AnchorsResult, thresholds: dict, item: dict) -> Verdict:
     fp64 = result.rho.get("fp64")
     findings = []
     if metric in ("gamma", "both"):
-        findings += _gamma_anchors(result, t)
+        findings += _findings("Γ", result.gamma, t)
     if metric in ("rho", "both"):
-        findings += _rho_anchors(result, t)
+        findings += _findings("ρ", result.rho[result.pipeline], t)
     fixes = []
     for layer in sorted({f[0] for f in findings if f[1] == "ρ(g)"}):
         if fp64 and fp64["positive"][layer] >= t["min_positive"]:
