@@ -49,3 +49,9 @@ def write(tmp_path, name, obj):
     p = tmp_path / name
     torch.save(obj, p)
     return p
+
+
+def save_small(path, seed=0):
+    """A small checkpoint with its Bs stored (the model and Bs of ``seed``); returns the path."""
+    torch.save({"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)}, path)
+    return path

@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 import torch
-from helpers import audit, bs_list, ref, small_model, write
+from helpers import audit, bs_list, ref, save_small, small_model, write
 
 from credit_audit._errors import CreditAuditError
 from credit_audit.loading import load_checkpoint
@@ -206,10 +206,7 @@ def _broken_files(folder):
 
 def test_forty_broken_files_beside_two_good_ones(pytester):
     for name, seed in (("good_a", 0), ("good_b", 3)):
-        torch.save(
-            {"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)},
-            pytester.path / f"{name}.pt",
-        )
+        save_small(pytester.path / f"{name}.pt", seed)
     broken = _broken_files(pytester.path / "broken")
     assert len(broken) == 40
     result = pytester.runpytest(

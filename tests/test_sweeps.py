@@ -4,8 +4,7 @@ report; progress lines on a terminal, none in a CI log."""
 import json
 
 import pytest
-import torch
-from helpers import bs_list, small_model
+from helpers import save_small
 
 RECORDER = """
 import json, os
@@ -27,10 +26,7 @@ def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
     whichever worker was free, and each of those workers recomputed its shared pass; the items
     go to one worker per checkpoint (the plugin's scheduler for xdist's `load`)."""
     for seed in range(4):
-        torch.save(
-            {"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)},
-            pytester.path / f"run_s{seed}.pt",
-        )
+        save_small(pytester.path / f"run_s{seed}.pt", seed)
     pytester.makeconftest(RECORDER)
     result = pytester.runpytest(
         "-n",
@@ -79,10 +75,7 @@ def pytest_configure(config):
 @pytest.mark.parametrize("tty", [True, False])
 def test_sweep_progress_on_a_terminal_only(pytester, tty):
     for seed in range(3):
-        torch.save(
-            {"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)},
-            pytester.path / f"run_s{seed}.pt",
-        )
+        save_small(pytester.path / f"run_s{seed}.pt", seed)
     if tty:
         pytester.makeconftest(TTY)
     result = pytester.runpytest(
@@ -106,10 +99,7 @@ def test_sweep_progress_on_a_terminal_only(pytester, tty):
 
 def _small_sweep(folder, count):
     for seed in range(count):
-        torch.save(
-            {"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)},
-            folder / f"run_s{seed}.pt",
-        )
+        save_small(folder / f"run_s{seed}.pt", seed)
     (folder / "run_broken.pt").write_text("not a checkpoint")
 
 
@@ -199,18 +189,29 @@ def test_merge_refuses_parts_that_do_not_split_one_audit(pytester, capsys):
     assert main([part1, late2]) == 4
     assert "lists other checkpoints" in capsys.readouterr().out
     good = _parts(pytester, 2)
+    edited = str(pytester.path / "edited2.json")
     bad_cases = {
-        "record": lambda d: d["records"].append({"kind": "checkpoint", "subject": ["x"]}),
-        "count": lambda d: d["shard"].update(count=0),
-        "strcount": lambda d: d["shard"].update(count="2"),
-        "env": lambda d: d.update(environment="x"),
-        "foreign": lambda d: d["records"][0].update(subject="run_zzz"),
+        "record": (
+            lambda d: d["records"].append({"kind": "checkpoint", "subject": ["x"]}),
+            f"{edited}: 'records' must be a list of check records",
+        ),
+        "count": (lambda d: d["shard"].update(count=0), f"{edited}: 'shard' must hold integers"),
+        "strcount": (
+            lambda d: d["shard"].update(count="2"),
+            f"{edited}: 'shard' must hold integers 1 ≤ index ≤ count, got index 2, count '2'",
+        ),
+        "env": (lambda d: d.update(environment="x"), f"{edited}: 'environment' is missing"),
+        "foreign": (
+            lambda d: d["records"][0].update(subject="run_zzz"),
+            "merge: part 2 holds checkpoint 'run_zzz', which its run's list does not name",
+        ),
     }
-    for name, spoil in bad_cases.items():
+    for name, (spoil, message) in bad_cases.items():
         docs = json.loads(json.dumps(good))
         spoil(docs[1])
         assert main(_write_parts(pytester.path, docs)) == 4, name
-        assert "Traceback" not in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert message in out and "Traceback" not in out, (name, out)
     assert main(["--no-such-flag", part1]) == 4
     # nothing failed but a part was interrupted: exit 2, as an interrupted run
     docs = json.loads(json.dumps(good))

@@ -324,3 +324,17 @@ def test_the_metric_setting_in_the_ini_file():
     }
     with pytest.raises(CreditAuditError, match="expected one of gamma, rho, both, got '1'"):
         parse_threshold_overrides(["calibration_anchors.metric = 1"])
+
+
+def test_nan_reaching_the_aggregations_or_the_band_is_refused_by_name():
+    """Behind the refused signal, the aggregations and the null band refuse NaN themselves."""
+    from credit_audit._errors import CreditAuditError
+    from credit_audit.pitfalls.aggregation_spread import aggregations
+
+    cos = torch.zeros(3, 4, dtype=torch.float64)
+    cos[2, 1] = float("nan")
+    with pytest.raises(CreditAuditError, match=r"the cosines of layers \[2\] hold NaN"):
+        aggregations(cos)
+    th = default_thresholds("bs_specificity")
+    with pytest.raises(CreditAuditError, match="the given Γ or the null holds NaN or Inf"):
+        bs_specificity.measure([0.1, float("nan")], np.zeros((10, 2)), th, {}, "cpu")
