@@ -24,6 +24,7 @@ __all__ = [
     "builtin_rules",
     "draw_matrix",
     "gammas_for",
+    "null_generator",
     "resolve_rule",
 ]
 
@@ -179,8 +180,7 @@ class CreditRule:
 
         if self.bulk_null and not any(fwd.tokens):
             return self.bulk(fwd, feedback, draws, seed, device, init, progress)
-        # drawn by the CPU generator on every device, so that the band is the same everywhere
-        gen = torch.Generator().manual_seed(seed)
+        gen = null_generator(seed)
         out = torch.empty(draws, len(fwd.grads), dtype=torch.float64)
         for k in range(draws):
             fresh = [b.to(device) for b in self.draw(gen, feedback, "cpu", init)]
@@ -188,6 +188,15 @@ class CreditRule:
             if progress:
                 progress(k + 1, draws)
         return out
+
+
+def null_generator(seed: int) -> Any:
+    """The generator of the null's fresh matrices: the CPU's on every device (matrices drawn
+    there, products run on the compute device), so that the band, z and p, and the verdicts,
+    are the same numbers on a GPU as on a laptop. Every null (per draw or bulk) draws from it."""
+    import torch
+
+    return torch.Generator().manual_seed(seed)
 
 
 def builtin_rules() -> dict:

@@ -15,7 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from credit_audit._errors import CreditAuditError
-from credit_audit.rules import BsProvenance, CreditRule, draw_matrix, init_for, seeded
+from credit_audit.rules import (
+    BsProvenance,
+    CreditRule,
+    draw_matrix,
+    init_for,
+    null_generator,
+    seeded,
+)
 
 __all__ = ["RECIPE", "RULE", "DfaRule", "dfa_error", "draw_feedback", "reconstruct_bs"]
 
@@ -111,9 +118,7 @@ def bulk_null(
     # vec(ĝ eᵀ) for every sample at once when it fits; otherwise per chunk of samples
     rows = n if n * widest <= LARGE_ELEMENTS else max(1, LARGE_ELEMENTS // widest)
     ge = [(u[:, :, None] * e[:, None, :]).reshape(n, -1) for u in units] if rows == n else None
-    # the CPU generator on every device: the null band, and so the verdict, is the same on a
-    # GPU as on a laptop (the products run on ``device``)
-    gen = torch.Generator().manual_seed(seed)
+    gen = null_generator(seed)  # the CPU's, on every device
     out = torch.empty(draws, len(grads), dtype=torch.float64)
     widths = {tuple(s) for s in shapes}
     per_draw = sum(int(s[0]) * int(s[1]) for s in shapes)
