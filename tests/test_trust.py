@@ -204,7 +204,11 @@ def test_the_penalized_demo_checkpoint_is_borderline_not_failed(demo_run):
 def test_the_negative_band_widens_with_the_sampling_error():
     """Issue 13 #9: at N = 30 (standard error about 0.0375 with M = 32) a pure-noise ρ of
     -0.12 failed the fixed ±0.05 band; at N = 400 (0.009) it still fails."""
-    assert _verdict(_anchors(0.99, 0.01, neg=-0.12, neg_se=0.0375, n=30)).status == "WARN"
+    small_n = _verdict(_anchors(0.99, 0.01, neg=-0.12, neg_se=0.0375, n=30))
+    assert small_n.status == "WARN"
+    # the grid's cell shows what the verdict is about (it showed ρ(g) +0.990 here)
+    cell = default_registry().pitfall(ANCHORS).cell(small_n.numbers, default_thresholds(ANCHORS))
+    assert cell == "ρ(rand) -0.120"
     assert _verdict(_anchors(0.99, 0.003, neg=-0.12, neg_se=0.009)).status == "FAIL"
     assert _verdict(_anchors(0.99, 0.003, neg=-0.01, neg_se=0.009)).status == "PASS"
 

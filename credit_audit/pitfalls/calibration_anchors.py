@@ -296,8 +296,19 @@ def _findings(name: str, anchors: dict, t: dict) -> list:
             status = against(margin, err)
             if status != PASS:
                 shown = f"{value:+.3f} ± {err:.3f}" if se in anchors else f"{value:+.3f}"
-                out.append((layer, what, status, f"{what} = {shown} vs {bound}"))
+                out.append((layer, what, status, f"{what} = {shown} vs {bound}", value))
     return out
+
+
+def _audited_findings(gamma: dict, rho: dict, t: dict) -> list:
+    """The findings of the metric the user reports (``t["metric"]``): Γ's, ρ's or both."""
+    metric = t.get("metric", "both")
+    if metric not in ("gamma", "rho", "both"):
+        raise CreditAuditError(
+            f"calibration_anchors.metric = {metric!r}: expected gamma, rho or both"
+        )
+    findings = _findings("Γ", gamma, t) if metric in ("gamma", "both") else []
+    return findings + (_findings("ρ", rho, t) if metric in ("rho", "both") else [])
 
 
 def _anchored_text(v: float | None) -> str:
@@ -313,17 +324,9 @@ def verdict(result: AnchorsResult, thresholds: dict, item: dict) -> Verdict:
     """
     t = thresholds
     metric = t.get("metric", "both")
-    if metric not in ("gamma", "rho", "both"):
-        raise CreditAuditError(
-            f"calibration_anchors.metric = {metric!r}: expected gamma, rho or both"
-        )
     pipe = result.rho[result.pipeline]
     fp64 = result.rho.get("fp64")
-    findings = []
-    if metric in ("gamma", "both"):
-        findings += _findings("Γ", result.gamma, t)
-    if metric in ("rho", "both"):
-        findings += _findings("ρ", result.rho[result.pipeline], t)
+    findings = _audited_findings(result.gamma, pipe, t)
     fixes = []
     for layer in sorted({f[0] for f in findings if f[1] == "ρ(g)"}):
         if fp64 and fp64["positive"][layer] >= t["min_positive"]:
@@ -422,6 +425,16 @@ class CalibrationAnchors(Pitfall):
         return verdict(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
+        """The worst finding's anchor and value (a WARN on Γ(rand) showed the min ρ(g));
+        without a finding, the positive anchor's minimum."""
+        rho = numbers["rho"][numbers.get("pipeline", "fp32")]
+        findings = _audited_findings(numbers["gamma"], rho, thresholds)
+        if findings:
+            status = worst([f[2] for f in findings])
+            what = next(f[1] for f in findings if f[2] == status)
+            values = [f[4] for f in findings if f[2] == status and f[1] == what]
+            value = min(values) if what.endswith("(g)") else max(values, key=abs)
+            return f"{what} {value:+.3f}"
         if thresholds.get("metric") == "gamma":
             return f"Γ(g) {min(numbers['gamma']['positive']):+.3f}"
         pipe = numbers["rho"][numbers.get("pipeline", "fp32")]
