@@ -91,6 +91,39 @@ def time_null(device: str, draws: int) -> float:
     return time.perf_counter() - t
 
 
+def time_seeds_loop(device: str, draws: int) -> float:
+    """The seeds' way to a null (seed 004's ``gamma_for_Bs`` in a loop): per draw, fresh Bs,
+    then a forward and backward pass for the per-layer gradients, then the cosines. Same
+    CIFAR-sized network and N = 1024 inputs as the bulk null's timing."""
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = ResidualMLP(3072, 256, 10, 4).to(device)
+    x = torch.randn(1024, 3072, generator=gen).to(device)
+    y = torch.randint(0, 10, (1024,), generator=gen).to(device)
+
+    def one_draw() -> list:
+        bs = [torch.randn(256, 10, device=device) / math.sqrt(10) for _ in range(4)]
+        logits, hiddens = model(x, return_hidden=True)
+        grads = torch.autograd.grad(
+            torch.nn.functional.cross_entropy(logits, y, reduction="sum"), hiddens
+        )
+        e = dfa_error(logits.detach(), y)
+        out = []
+        for layer, g in enumerate(grads):
+            a = e @ bs[min(layer, 3)].T
+            cos = (a * g).sum(-1) / (a.norm(dim=-1) * g.norm(dim=-1))
+            out.append(float(cos.mean()))
+        return out
+
+    one_draw()  # warm-up
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(draws):
+        one_draw()
+    _sync(device)
+    return time.perf_counter() - t
+
+
 def time_fa_null(device: str, draws: int) -> dict:
     """FA's null, one backward pass per draw, on the demo-sized ResidualMLP (64 -> 256 x 4,
     N = 397 digits): the whole bs_specificity result, after the shared pass."""
@@ -142,6 +175,24 @@ def main() -> None:
     results["null_k1000_s"] = time_null(args.device, 1000)
     results["null_big_k"] = args.big_k
     results["null_big_k_s"] = time_null(args.device, args.big_k)
+    # the seeds' loop against the bulk null, side by side (the loop's K = 100 000 would take
+    # minutes: its time per draw is constant, so K = 1000 gives the ratio)
+    results["null_vs_seeds_loop"] = []
+    for draws in (10, 1000):
+        loop_s, bulk_s = time_seeds_loop(args.device, draws), time_null(args.device, draws)
+        results["null_vs_seeds_loop"].append(
+            {"draws": draws, "seeds_loop_s": loop_s, "bulk_s": bulk_s, "ratio": loop_s / bulk_s}
+        )
+    big = results["null_big_k_s"] / args.big_k
+    loop_per_draw = results["null_vs_seeds_loop"][-1]["seeds_loop_s"] / 1000
+    results["null_vs_seeds_loop"].append(
+        {
+            "draws": args.big_k,
+            "seeds_loop_s_extrapolated": loop_per_draw * args.big_k,
+            "bulk_s": results["null_big_k_s"],
+            "ratio": loop_per_draw / big,
+        }
+    )
     results["fa_null_k1000"] = time_fa_null(args.device, 1000)
     print(
         f"device {args.device} ({results['gpu']}), torch {results['torch']}, "
@@ -161,6 +212,10 @@ def main() -> None:
         f"K={args.big_k}: {results['null_big_k_s']:.2f}s; "
         f"FA null K=1000 (a backward pass per draw): {results['fa_null_k1000']['seconds']:.2f}s"
     )
+    for row in results["null_vs_seeds_loop"]:
+        print(
+            f"null K={row['draws']}: bulk {row['bulk_s']:.4f}s, {row['ratio']:.0f}x the seeds' loop"
+        )
     Path(args.out).write_text(json.dumps(results, indent=2))
 
 

@@ -9,8 +9,9 @@ from credit_audit.audit import AuditSession
 from credit_audit.models import ResidualMLP
 from credit_audit.options import AuditOptions
 from credit_audit.registry import default_registry
+from credit_audit.rng import Stream
 from credit_audit.rules import gammas_for
-from credit_audit.rules.dfa import CHUNK, bulk_null, dfa_error, reconstruct_bs
+from credit_audit.rules.dfa import bulk_null, dfa_error, reconstruct_bs
 
 
 def session(opts, base, cache_dir=None):
@@ -34,6 +35,21 @@ def test_cuda_bs_follow_the_recipe_and_differ_from_cpu():
     assert not torch.allclose(cuda[0].cpu(), cpu[0])
 
 
+def test_the_stream_draws_the_same_numbers_on_cuda_as_on_the_cpu():
+    """Integers bit for bit; uniforms bit for bit; normals to float32 rounding of log/cos/sin."""
+    from credit_audit.rng import _bits
+
+    key = Stream(3, "x").key
+    assert torch.equal(_bits(key, 5, 100_000, "cuda").cpu(), _bits(key, 5, 100_000, "cpu"))
+    assert torch.equal(Stream(3).uniform((1000, 7), "cuda").cpu(), Stream(3).uniform((1000, 7)))
+    cpu, cuda = Stream(4).normal((3001, 5)), Stream(4).normal((3001, 5), "cuda").cpu()
+    assert torch.allclose(cuda, cpu, rtol=1e-6, atol=1e-6)
+    # a chunk size of its own on CUDA: the same stream drawn in pieces
+    s = Stream(4)
+    pieces = torch.cat([s.normal((1,), "cuda"), s.normal((15004,), "cuda")]).cpu()
+    assert torch.allclose(pieces, cpu.reshape(-1), rtol=1e-6, atol=1e-6)
+
+
 def test_bulk_null_on_cuda_equals_per_draw():
     gen = torch.Generator().manual_seed(0)
     e = dfa_error(torch.randn(64, 10, generator=gen), torch.randint(0, 10, (64,), generator=gen))
@@ -41,15 +57,12 @@ def test_bulk_null_on_cuda_equals_per_draw():
     bulk = bulk_null(
         e.cuda(), [g.cuda() for g in grads], [(32, 10)] * 3, 300, seed=5, device="cuda"
     )
-    cgen = torch.Generator().manual_seed(5)  # the CPU generator draws on every device
+    stream = Stream(5, "null")  # the null's stream: drawn here on the CPU, there on CUDA
     rows = []
-    for start in range(0, 300, CHUNK):
-        k = min(CHUNK, 300 - start)
-        chunk = torch.randn(k, 3, 32, 10, generator=cgen)
-        for i in range(k):
-            bs = [chunk[i, j] / math.sqrt(10) for j in range(3)]
-            a = [e.double() @ bs[min(layer, 2)].double().T for layer in range(4)]
-            rows.append(gammas_for(a, grads))
+    for _ in range(300):
+        bs = [stream.normal((32, 10)) / math.sqrt(10) for _ in range(3)]
+        a = [e.double() @ bs[min(layer, 2)].double().T for layer in range(4)]
+        rows.append(gammas_for(a, grads))
     assert torch.allclose(bulk, torch.tensor(rows, dtype=torch.float64), atol=1e-5)
 
 

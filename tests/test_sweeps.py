@@ -9,9 +9,15 @@ from helpers import save_small
 RECORDER = """
 import json, os
 
+WORKER = []
+
+def pytest_configure(config):
+    # not the PYTEST_XDIST_WORKER variable: an outer `pytest -n` sets it for this whole run
+    WORKER.append(hasattr(config, "workerinput"))
+
 def pytest_runtest_logreport(report):
     data = getattr(report, "credit_audit", None)
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if WORKER[-1]:
         return  # the controller's copy of each report is the one to count
     if data and data.get("checkpoint") and report.when == "call":
         line = {"subject": data["subject"], "by": data["checkpoint"].get("computed_by")}

@@ -140,25 +140,25 @@ def torch_norm(deltas: Any) -> Any:
     return torch.linalg.vector_norm(deltas, dim=-1, keepdim=True)
 
 
-def _gaussian(gen: Any, *shape: int) -> Any:
-    """Gaussian directions from the CPU generator, drawn in float32 (torch's float32 sampler is
-    vectorised: 4.5× faster than float64's, which was most of the anchors' time on a GPU) and
-    normalised in float64 by :func:`_unit`."""
-    import torch
+def _directions(seed: int, layer: int, rows: slice, m: int, d: int, device: Any) -> Any:
+    """The unit directions (M, rows, d) of a block of samples, in float64.
 
-    return torch.randn(*shape, generator=gen, dtype=torch.float32).double()
+    Drawn by the counter-based stream of :mod:`credit_audit.rng` on the device that uses them
+    (the same numbers on every device), laid out sample by sample: a block of samples is a
+    contiguous stretch of the stream, so blocks of any size give the directions drawn at once.
+    """
+    from credit_audit.rng import Stream
+
+    stream = Stream(seed, "anchors", "directions", layer).skip(rows.start * m * d)
+    drawn = stream.normal((rows.stop - rows.start, m, d), device)
+    return _unit(drawn.double().permute(1, 0, 2).contiguous())
 
 
-def _block_deltas(seed: int, layer: int, block: int, m: int, n: int, d: int) -> Any:
-    """A block's directions, from a generator of its own: both precisions draw the same ones
-    without holding every block in memory."""
-    import torch
+def _noise(seed: int, layer: int, n: int, d: int, device: Any) -> Any:
+    """The random anchor's vectors (N, d) in float64, from a stream of their own."""
+    from credit_audit.rng import Stream
 
-    def draw() -> Any:
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + layer * 10_007 + block)
-        return _unit(_gaussian(gen, m, n, d))
-
-    return draw
+    return Stream(seed, "anchors", "noise", layer).normal((n, d), device).double()
 
 
 def _on_samples(forward_from: Any, rows: slice) -> Any:
@@ -191,7 +191,6 @@ def measure(
     same_layers(hs=hs, grads=grads, signal=signal)
     if forward_from64 is not None:
         same_layers(hs=hs, hs64=hs64, grads64=grads64, signal64=signal64)
-    gen = torch.Generator().manual_seed(seed)
     result = AnchorsResult(
         eps,
         directions,
@@ -211,16 +210,12 @@ def measure(
         same_shape(layer, h=hs[layer], g=grads[layer], signal=signal[layer])
         n, d = hs[layer].shape
         if directions * n * d <= BLOCK_ELEMENTS and 2 * n <= chunk_rows:  # all at once
-            deltas = _unit(_gaussian(gen, directions, n, d))
-            noise = torch.randn(n, d, generator=gen, dtype=torch.float64)
-            blocks = [(slice(0, n), lambda dl=deltas: dl)]
-        else:  # a large state: directions drawn per block of samples, each block its own seed
-            noise = torch.randn(n, d, generator=gen, dtype=torch.float64)
+            blocks = [slice(0, n)]
+        else:  # a large state: directions drawn per block of samples (the same numbers)
             size = max(1, min(BLOCK_ELEMENTS // (directions * d), chunk_rows // 2))
-            blocks = [
-                (slice(s, s + size), _block_deltas(seed, layer, b, directions, min(size, n - s), d))
-                for b, s in enumerate(range(0, n, size))
-            ]
+            blocks = [slice(s, min(s + size, n)) for s in range(0, n, size)]
+        noise = _noise(seed, layer, n, d, hs[layer].device)
+        drawn: dict = {}  # one block's directions, drawn once for both precisions
         g = grads[layer]
         hnorm = torch.linalg.vector_norm(hs[layer].double(), dim=-1).median().item()
         result.eps_rel_median_h.append(eps / hnorm if hnorm > 0 else float("inf"))
@@ -238,8 +233,12 @@ def measure(
         for name, (h_p, g_p, s_p, fwd) in precisions.items():
             dev = h_p[layer].device
             per_sample = {"positive": [], "negative": [], "signal": [], "degenerate": []}
-            for rows, draw in blocks:
-                dl = draw().to(dev)
+            for rows in blocks:
+                if len(blocks) == 1 and drawn:
+                    dl = next(iter(drawn.values())).to(dev)
+                else:
+                    dl = _directions(seed, layer, rows, directions, d, dev)
+                    drawn = {dev: dl} if len(blocks) == 1 else {}
                 run = fwd if len(blocks) == 1 else _on_samples(fwd, rows)
                 dloss = loss_changes(run, layer, h_p[layer][rows], y[rows], dl, eps, chunk_rows)
                 for key, vec in (

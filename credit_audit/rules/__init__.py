@@ -23,6 +23,8 @@ __all__ = [
     "CreditRule",
     "builtin_rules",
     "draw_matrix",
+    "raw_entries",
+    "scale_entries",
     "gammas_for",
     "null_generator",
     "resolve_rule",
@@ -50,21 +52,39 @@ def draw_matrix(
             BioTorch's default).
         fan_in: the fan-in of one matrix.
         fan_out: its fan-out.
-        device: where to draw (the CPU and CUDA generators differ for one seed).
-        generator: a ``torch.Generator`` (None: the global one).
+        device: where to draw (the CPU and CUDA generators differ for one seed; a
+            :class:`credit_audit.rng.Stream` draws the same numbers on both).
+        generator: a ``torch.Generator`` (None: the global one), as training draws, or a
+            :class:`credit_audit.rng.Stream`, as the null draws.
         dtype: the result's dtype (drawn in float32, as training draws, then cast).
     """
+    return scale_entries(raw_entries(shape, init, device, generator), init, fan_in, fan_out, dtype)
+
+
+def raw_entries(shape: tuple, init: str, device: Any = "cpu", generator: Any = None) -> Any:
+    """float32 ``randn`` (gaussian) or ``rand·2 − 1`` (the uniforms), before the init's scale."""
     import torch
 
+    from credit_audit.rng import Stream
+
+    stream = generator if isinstance(generator, Stream) else None
     if init == "gaussian":
-        b = torch.randn(*shape, generator=generator, device=device, dtype=torch.float32)
+        if stream is not None:
+            return stream.normal(tuple(shape), device)
+        return torch.randn(*shape, generator=generator, device=device, dtype=torch.float32)
+    if init in ("uniform", "xavier_uniform"):
+        if stream is not None:
+            return stream.uniform(tuple(shape), device) * 2 - 1
+        return torch.rand(*shape, generator=generator, device=device, dtype=torch.float32) * 2 - 1
+    raise CreditAuditError(f"--bs-init={init!r}: expected one of {', '.join(INITS)}")
+
+
+def scale_entries(b: Any, init: str, fan_in: int, fan_out: int, dtype: Any = None) -> Any:
+    """Raw entries scaled as ``init`` says (the same operations training's recipe applies)."""
+    if init == "gaussian":
         b = b / math.sqrt(fan_in)
-    elif init in ("uniform", "xavier_uniform"):
-        b = torch.rand(*shape, generator=generator, device=device, dtype=torch.float32) * 2 - 1
-        if init == "xavier_uniform":
-            b = b * math.sqrt(6.0 / (fan_in + fan_out))
-    else:
-        raise CreditAuditError(f"--bs-init={init!r}: expected one of {', '.join(INITS)}")
+    elif init == "xavier_uniform":
+        b = b * math.sqrt(6.0 / (fan_in + fan_out))
     return b if dtype is None else b.to(dtype)
 
 
@@ -183,7 +203,7 @@ class CreditRule:
         gen = null_generator(seed)
         out = torch.empty(draws, len(fwd.grads), dtype=torch.float64)
         for k in range(draws):
-            fresh = [b.to(device) for b in self.draw(gen, feedback, "cpu", init)]
+            fresh = self.draw(gen, feedback, device, init)
             out[k] = torch.tensor(fwd.gammas(self.signal(fwd, fresh)))
             if progress:
                 progress(k + 1, draws)
@@ -191,12 +211,13 @@ class CreditRule:
 
 
 def null_generator(seed: int) -> Any:
-    """The generator of the null's fresh matrices: the CPU's on every device (matrices drawn
-    there, products run on the compute device), so that the band, z and p, and the verdicts,
-    are the same numbers on a GPU as on a laptop. Every null (per draw or bulk) draws from it."""
-    import torch
+    """The stream of the null's fresh matrices: a counter-based one (:mod:`credit_audit.rng`)
+    that draws the same numbers on every device, on the compute device, so that the band, z
+    and p, and the verdicts, are the same on a GPU as on a laptop. Every null (per draw or
+    bulk) draws from it, draw after draw, each draw's matrices in the order of ``like``."""
+    from credit_audit.rng import Stream
 
-    return torch.Generator().manual_seed(seed)
+    return Stream(seed, "null")
 
 
 def builtin_rules() -> dict:

@@ -21,6 +21,8 @@ from credit_audit.rules import (
     draw_matrix,
     init_for,
     null_generator,
+    raw_entries,
+    scale_entries,
     seeded,
 )
 
@@ -30,7 +32,7 @@ RECIPE = (
     "torch.manual_seed(seed); np.random.seed(seed); model = {model}(**kwargs); "
     "Bs = [torch.randn(d, C, device={device}) / sqrt(C) for _ in range(L)]"
 )
-CHUNK = 256  # null draws per chunk: fixed, so the random stream depends only on (K, seed, device)
+CHUNK = 4096  # at most this many null draws per chunk (the numbers do not depend on it)
 # Above this many elements (2**25: 256 MB in float64) the bulk null splits its draws into smaller
 # chunks and its samples into chunks: large states (conv nets) then fit a modest GPU.
 LARGE_ELEMENTS = 1 << 25
@@ -100,7 +102,8 @@ def bulk_null(
         grads: per-layer (N, d_l) reference gradients, l = 0..L.
         shapes: the (d, C) shape of each B_j; layer l uses ``B_{min(l, len(shapes) - 1)}``.
         draws: K.
-        seed: seed of the CPU ``torch.Generator`` that draws the matrices (on every device).
+        seed: seed of the null's stream (:func:`credit_audit.rules.null_generator`), which
+            draws the same matrices on every device.
         device: where the products run.
         dtype: arithmetic dtype (float64 unless given).
         progress: called as ``progress(done, draws)`` after each chunk.
@@ -118,18 +121,19 @@ def bulk_null(
     # vec(ĝ eᵀ) for every sample at once when it fits; otherwise per chunk of samples
     rows = n if n * widest <= LARGE_ELEMENTS else max(1, LARGE_ELEMENTS // widest)
     ge = [(u[:, :, None] * e[:, None, :]).reshape(n, -1) for u in units] if rows == n else None
-    gen = null_generator(seed)  # the CPU's, on every device
+    stream = null_generator(seed)  # the same numbers on every device
     out = torch.empty(draws, len(grads), dtype=torch.float64)
-    widths = {tuple(s) for s in shapes}
-    per_draw = sum(int(s[0]) * int(s[1]) for s in shapes)
-    step = CHUNK if CHUNK * per_draw <= LARGE_ELEMENTS else max(1, LARGE_ELEMENTS // per_draw)
+    sizes = [int(s[0]) * int(s[1]) for s in shapes]
+    per_draw = sum(sizes)
+    step = min(CHUNK, max(1, LARGE_ELEMENTS // per_draw))
     for start in range(0, draws, step):
         k = min(step, draws - start)
-        if len(widths) == 1:  # one tensor for all blocks: the stream the seeds' widths give
-            drawn = draw_feedback((k, blocks, *shapes[0]), "cpu", gen, dtype, init).to(device)
-            bs = [drawn[:, j] for j in range(blocks)]
-        else:
-            bs = [draw_feedback((k, *s), "cpu", gen, dtype, init).to(device) for s in shapes]
+        # draw after draw, each draw's blocks in order: the per-draw null's stream
+        drawn = raw_entries((k, per_draw), init, device, stream)
+        bs = [
+            scale_entries(part.reshape(k, *s), init, int(s[1]), int(s[0]), dtype)
+            for part, s in zip(drawn.split(sizes, dim=1), shapes, strict=True)
+        ]
         den = [
             (torch.einsum("kdc,kde->kce", b, b).reshape(k, c * c) @ ee.T).clamp_min(0).sqrt()
             for b in bs
