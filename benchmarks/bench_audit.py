@@ -150,8 +150,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default="bench.json")
     p.add_argument("--big-k", type=int, default=100_000)
+    p.add_argument("--cache", type=Path, default=None, help="reference cache (default: fresh)")
     args = p.parse_args()
-    cache = Path(tempfile.mkdtemp()) / "refs"
+    cache = args.cache or Path(tempfile.mkdtemp()) / "refs"
     t = time.perf_counter()
     refs = build_reference_checkpoints(cache, progress=lambda m: None)
     build_s = time.perf_counter() - t

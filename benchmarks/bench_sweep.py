@@ -33,7 +33,7 @@ from credit_audit.models import ResidualMLP
 from credit_audit.options import AuditOptions
 from credit_audit.records import CheckRecord
 from credit_audit.registry import default_registry
-from credit_audit.report.figures import figure_png
+from credit_audit.report.figures import figure_svg
 
 
 def _sync(device: str) -> None:
@@ -88,7 +88,7 @@ def profile(folder: Path, data: Path, device: str, count: int) -> dict:
             )
             timed(
                 f"figure {pid}",
-                lambda r=record, p=pid: figure_png(registry.pitfall(p), r.numbers, r.thresholds),
+                lambda r=record, p=pid: figure_svg(registry.pitfall(p), r.numbers, r.thresholds),
             )
         timed("summary", audit.summary)
     return {name: sum(v) / len(v) for name, v in phases.items()}

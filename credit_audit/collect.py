@@ -40,6 +40,7 @@ class AuditRun:
         self.interrupted = False  # Ctrl-C: the reports say they are partial
         self._registry: Any = None
         self._session: Any = None
+        self._figures: str | None = None
 
     @property
     def auditing(self) -> bool:
@@ -128,6 +129,16 @@ class AuditRun:
             str(subject),
             self._ranks[2].get(check, len(self._ranks[2])),
         )
+
+    def figures(self) -> str:
+        """``--audit-figures`` resolved for this run's number of checkpoints (the same on
+        every xdist worker: each collects them all)."""
+        from credit_audit.report.figures import figure_mode
+
+        if self._figures is None:
+            count = len(self.session.refs()) if self.opts.ckpts else 0
+            self._figures = figure_mode(self.opts.figures, count)
+        return self._figures
 
     def claim_items(self) -> list[str]:
         from credit_audit.claims import CLAIM_ITEMS

@@ -186,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=Path("credit-audit/results.json"))
     p.add_argument("--html", type=Path, default=Path("credit-audit/report.html"))
     p.add_argument("--fail-on", choices=("fail", "warn"), default="fail")
+    p.add_argument(
+        "--figures",
+        choices=("auto", "failing", "all", "none"),
+        default="auto",
+        help="which checks get a figure (as --audit-figures)",
+    )
     try:
         args = p.parse_args(argv)
         doc, records = merge(args.parts)
@@ -204,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         pitfall_ids,
         [*CLAIM_ITEMS, *pitfall_ids],
         {**doc, "merged_from": len(args.parts)},
+        args.figures,
     )
     try:
         write_document(args.json, doc)

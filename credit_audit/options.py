@@ -273,6 +273,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("--audit-html", "html", parsers.text, None, "HTML audit path.", DEFAULT_HTML, "PATH"),
     Option("--audit-json", "json", parsers.text, None, "JSON results path.", DEFAULT_JSON, "PATH"),
     Option(
+        "--audit-figures",
+        "figures",
+        parsers.choice("auto", "failing", "all", "none"),
+        "auto",
+        "Which checks get a figure in the HTML audit: failing (every verdict but PASS), all, "
+        "none, or auto (failing for up to 10 checkpoints, none for a larger sweep, whose page "
+        "stays light and fast).",
+        metavar="auto|failing|all|none",
+    ),
+    Option(
         "--audit-fail-on",
         "fail_on",
         parsers.choice("fail", "warn"),
@@ -328,6 +338,7 @@ class AuditOptions:
     claims: str | None = _default("claims")
     shard: tuple | None = _default("shard")
     html: str | None = _default("html")
+    figures: str = _default("figures")
     json: str | None = _default("json")
     fail_on: str = _default("fail_on")
     thresholds: dict = field(default_factory=dict)

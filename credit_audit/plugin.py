@@ -201,6 +201,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 item.kind, item.subject, item.check, "ERROR", head.splitlines()[0][:500], text
             )
         report.credit_audit = record.to_json()
+        run = audit_run(item.config)
+        if run.opts.html and run.figures() != "none":
+            # drawn here, on the worker that measured it: under xdist the figures of a sweep
+            # are drawn in parallel, not one after another on the controller
+            from credit_audit.report.figures import figure_svg, wants_figure
+
+            drawn = None
+            if wants_figure(record.verdict, run.figures()):
+                drawn = figure_svg(
+                    run.registry.pitfalls.get(record.check), record.numbers, record.thresholds
+                )
+            report.credit_audit_figure = drawn or ""  # "": none to draw
     return report
 
 

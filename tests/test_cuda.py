@@ -8,6 +8,7 @@ import torch
 from credit_audit.audit import AuditSession
 from credit_audit.models import ResidualMLP
 from credit_audit.options import AuditOptions
+from credit_audit.pitfalls.bs_specificity import NULL_STREAM
 from credit_audit.registry import default_registry
 from credit_audit.rng import Stream
 from credit_audit.rules import gammas_for
@@ -87,12 +88,12 @@ def test_audit_on_cuda_matches_cpu_and_finds_the_cpu_generator(reference, refere
     # the demo knows its Bs were drawn on the CPU
     assert runs["cuda"].audit_of("dfa_s42").provenance.device == "cpu"
     # stored Bs: the same numbers on both devices, the null band included (its fresh Bs are
-    # drawn by the CPU generator everywhere), and the same verdicts
+    # drawn by the same stream on either device), and the same verdicts
     for ckpt in ("dfa_pen_s42", "dfa_foreign_bs_s42"):
         cpu, cuda = runs["cpu"].audit_of(ckpt), runs["cuda"].audit_of(ckpt)
         assert cuda.gamma_per_layer == pytest.approx(cpu.gamma_per_layer, abs=1e-4)
         null_cpu, null_cuda = cpu.result("bs_specificity"), cuda.result("bs_specificity")
-        assert null_cuda.generator_device == null_cpu.generator_device == "cpu"
+        assert null_cuda.generator == null_cpu.generator == NULL_STREAM
         assert null_cuda.per_layer_p99 == pytest.approx(null_cpu.per_layer_p99, abs=1e-4)
         assert cuda.verdicts == cpu.verdicts
         f_cpu = runs["cpu"].audit_of(ckpt).pass64.cos.mean(1)

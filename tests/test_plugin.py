@@ -77,7 +77,10 @@ def test_demo_end_to_end(pytester, audit_env):
     assert by_id["dfa_s42"]["bs_source"]["source"] == "reconstructed"
     assert by_id["dfa_s42"]["checks"]["layer0_dominance"]["verdict"] == "FAIL"
     html = (pytester.path / "credit-audit" / "report.html").read_text()
-    assert "credit-audit-grid" in html and "data:image/png;base64," in html
+    assert "credit-audit-grid" in html
+    # a figure for each check that does not pass (--audit-figures=failing), none for a PASS
+    failing = sum(v["verdict"] != "PASS" for c in doc["checkpoints"] for v in c["checks"].values())
+    assert html.count("data:image/svg+xml;base64,") == failing
 
 
 def test_one_broken_checkpoint_does_not_stop_the_others(pytester, small_ckpts):
@@ -198,3 +201,23 @@ def test_user_metric_that_raises_is_an_error(pytester):
     result = pytester.runpytest("--audit-metric=badlab:cos", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*--audit-metric=badlab:cos: raised ValueError: no norm*"])
+
+
+@pytest.mark.parametrize("mode", ["all", "none"])
+def test_audit_figures_all_draws_every_check_and_none_draws_nothing(pytester, mode):
+    from tests.helpers import save_small
+
+    save_small(pytester.path / "small.pt")
+    pytester.runpytest(
+        "--ckpt=small.pt",
+        "--data=digits",
+        "--n-eval=40",
+        "--null-draws=30",
+        f"--audit-figures={mode}",
+        "-p",
+        "no:cacheprovider",
+    )
+    html = (pytester.path / "credit-audit" / "report.html").read_text()
+    # every pitfall draws a figure from a measured checkpoint's numbers
+    want = len(PITFALL_IDS) if mode == "all" else 0
+    assert html.count("data:image/svg+xml;base64,") == want

@@ -90,6 +90,21 @@ def test_factory_training_is_deterministic():
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
 
 
+def test_a_long_training_reports_its_epochs_and_the_time_left():
+    """The demo's first build trains for a minute or more: it says where it is."""
+    from credit_audit.factory import _epoch_progress
+
+    said = []
+    spec = ReferenceSpec("tiny", "bp", epochs=3, lam=0.0)
+    train_reference(spec, _epoch_progress("tiny", said.append, every_s=0.0))
+    # epochs 1 and 2 of 3 (the last one is reported by the build's "trained in" line)
+    assert [m.split(",")[0] for m in said] == [
+        "credit_audit:   tiny: epoch 1/3",
+        "credit_audit:   tiny: epoch 2/3",
+    ]
+    assert all(m.endswith(" s left") for m in said)
+
+
 def test_the_factory_trains_the_same_weights_whatever_the_callers_thread_count():
     """torch's CPU kernels split sums by thread: 1 thread trains other weights than 2, so the
     demo's reference checkpoints depended on the machine's core count. The build pins them."""

@@ -235,3 +235,19 @@ def test_a_part_with_nothing_to_audit_exits_zero(pytester):
     _small_sweep(pytester.path, 1)  # two files, three parts: the third holds nothing
     result = pytester.runpytest(*ARGS, "-p", "no:cacheprovider", "--audit-shard=3/3")
     assert result.ret == pytest.ExitCode.OK
+
+
+def test_a_sweep_beyond_ten_checkpoints_leaves_figures_out_and_says_so(pytester):
+    """--audit-figures=auto: the failing checks' figures for up to 10 checkpoints, none for a
+    larger sweep (its page stays light), and the page says how to get them."""
+    for seed in range(11):
+        save_small(pytester.path / f"run_s{seed:02d}.pt", seed)
+    args = ["--data=digits", "--n-eval=20", "--null-draws=20", "-p", "no:cacheprovider"]
+    pytester.runpytest("--ckpt=run_s*.pt", *args)
+    page = (pytester.path / "credit-audit" / "report.html").read_text()
+    assert "data:image/svg+xml;base64," not in page
+    assert "left out for a sweep of more than 10 checkpoints" in page
+    pytester.runpytest("--ckpt=run_s0*.pt", *args)  # ten of them
+    page = (pytester.path / "credit-audit" / "report.html").read_text()
+    assert "data:image/svg+xml;base64," in page
+    assert "drawn for the checks that do not pass" in page

@@ -14,6 +14,9 @@ from typing import Any
 from credit_audit.pitfalls import Pitfall, not_applicable
 from credit_audit.pitfalls._common import FAIL, PASS, Verdict, compose, table
 
+#: what draws the null's fresh Bs (``credit_audit.rules.null_generator``)
+NULL_STREAM = "counter-based stream: the same draws on every device"
+
 __all__ = [
     "PITFALL",
     "BsSpecificityResult",
@@ -30,7 +33,7 @@ class BsSpecificityResult:
 
     draws: int
     seed: int
-    generator_device: str
+    generator: str  # what drew the fresh Bs (NULL_STREAM)
     gamma_per_layer: list
     gamma_layer_mean: float
     per_layer_mean: list
@@ -63,7 +66,7 @@ def _reading(null_mean: float, specific_below: float, generic_above: float) -> s
 
 
 def measure(
-    gamma_per_layer, null, thresholds: dict, bs_source: dict, generator_device: str
+    gamma_per_layer, null, thresholds: dict, bs_source: dict, generator: str
 ) -> BsSpecificityResult:
     """Place the given Γ in the null (K, L+1) of fresh Bs."""
     import numpy as np
@@ -93,7 +96,7 @@ def measure(
     return BsSpecificityResult(
         draws=k,
         seed=thresholds["null_seed"],
-        generator_device=generator_device,
+        generator=generator,
         gamma_per_layer=obs.tolist(),
         gamma_layer_mean=obs_lm,
         per_layer_mean=null.mean(0).tolist(),
@@ -176,8 +179,8 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
         else f"reconstructed from seed {src.get('seed')} on {src.get('device')}"
     )
     measured = (
-        f"Bs {where}; null of K={r.draws} fresh Bs (seed {r.seed}, generator on "
-        f"{r.generator_device}); band between percentiles {thresholds['band_low_pct']} and "
+        f"Bs {where}; null of K={r.draws} fresh Bs (seed {r.seed}, {r.generator}); "
+        f"band between percentiles {thresholds['band_low_pct']} and "
         f"{thresholds['band_high_pct']}; p = {r.p_value:.4f}; the seeds' reading "
         f"of the null mean {r.layer_mean_mean:+.4f}: {r.reading}.\n"
         + table(["layer", "Γ given Bs", "null mean", "null std", "p01", "p99", "z", "band"], rows)
@@ -234,7 +237,7 @@ class BsSpecificity(Pitfall):
             init=ctx.provenance.init,
         )
         result = measure(
-            ctx.gamma_per_layer, null.numpy(), thresholds, ctx.provenance.as_dict(), "cpu"
+            ctx.gamma_per_layer, null.numpy(), thresholds, ctx.provenance.as_dict(), NULL_STREAM
         )
         if result.inside_band:
             others = ctx.rule.alternatives(ctx.spec, ctx.provenance, ctx.feedback, ctx.device)
@@ -269,7 +272,7 @@ class BsSpecificity(Pitfall):
                 "layer_mean_p99": result.layer_mean_p99,
                 "draws": result.draws,
                 "seed": result.seed,
-                "generator_device": result.generator_device,
+                "generator": result.generator,
             }
         }
 

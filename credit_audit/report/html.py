@@ -14,7 +14,13 @@ import pytest
 
 from credit_audit.records import CheckRecord
 from credit_audit.report._records import cell_text, subjects
-from credit_audit.report.figures import figure_png
+from credit_audit.report.figures import (
+    FIGURES_UP_TO,
+    figure_img,
+    figure_mode,
+    figure_svg,
+    wants_figure,
+)
 
 __all__ = ["HtmlHooks", "details_html", "standalone_html", "summary_grid_html"]
 
@@ -67,6 +73,24 @@ def summary_grid_html(records: dict, pitfall_ids: list, claim_items: list) -> st
     )
 
 
+def figures_note(asked: str, mode: str) -> str:
+    """One line on which checks have figures, and how to get the others."""
+    if mode == "all":
+        return ""
+    if mode == "failing":
+        text = (
+            "Figures are drawn for the checks that do not pass (--audit-figures=all: every check)."
+        )
+    elif asked == "auto":
+        text = (
+            f"Figures are left out for a sweep of more than {FIGURES_UP_TO} checkpoints, to keep "
+            "the page light (--audit-figures=failing draws them)."
+        )
+    else:
+        text = "Figures are left out (--audit-figures=none)."
+    return f'<p class="credit-audit-figures-note">{escape(text)}</p>'
+
+
 def checklist_html(records: dict, registry: Any) -> str:
     """The checklist with each item's verdicts across checkpoints."""
     items = []
@@ -85,8 +109,13 @@ def checklist_html(records: dict, registry: Any) -> str:
     return f"<h2>Checklist</h2><ol>{''.join(items)}</ol>"
 
 
-def details_html(record: CheckRecord, registry: Any) -> str:
-    """One check's extra: verdict, question, measured values, figure, why and fix."""
+def details_html(
+    record: CheckRecord, registry: Any, figure: str | None = None, figures: str = "failing"
+) -> str:
+    """One check's extra: verdict, question, measured values, figure, why and fix.
+
+    ``figure`` is the figure already drawn (base64 SVG; "" for none), else it is drawn here
+    when ``figures`` (``--audit-figures``) asks for one."""
     check = record.check
     pitfall = registry.pitfalls.get(check)
     parts = [
@@ -97,9 +126,9 @@ def details_html(record: CheckRecord, registry: Any) -> str:
     if pitfall is not None:
         parts.append(f"<p><i>{escape(pitfall.item['question'])}</i></p>")
     parts.append(f"<pre>{escape(record.message or '')}</pre>")
-    png = figure_png(pitfall, record.numbers, record.thresholds)
-    if png:
-        parts.append(f'<img alt="{escape(check)} figure" src="data:image/png;base64,{png}">')
+    if figure is None and wants_figure(record.verdict, figures):
+        figure = figure_svg(pitfall, record.numbers, record.thresholds)
+    parts.append(figure_img(figure, f"{escape(check)} figure"))
     if record.claim:
         parts.append(
             "<details><summary>claim and protocol</summary><pre>"
@@ -130,7 +159,12 @@ def details_html(record: CheckRecord, registry: Any) -> str:
 
 
 def standalone_html(
-    records: dict, registry: Any, pitfall_ids: list, claim_items: list, doc: dict
+    records: dict,
+    registry: Any,
+    pitfall_ids: list,
+    claim_items: list,
+    doc: dict,
+    figures: str = "auto",
 ) -> str:
     """A self-contained page without pytest-html (``python -m credit_audit merge``): the grid,
     every check's detail, the checklist, the options and the environment of the merged runs."""
@@ -143,7 +177,8 @@ def standalone_html(
         else '<p class="credit-audit-partial"><b>PARTIAL REPORT:</b> a part was interrupted '
         "before every check ran; the verdicts below are the ones that finished.</p>"
     )
-    details = "".join(details_html(r, registry) for r in records.values())
+    mode = figure_mode(figures, len(doc.get("checkpoints") or []))
+    details = "".join(details_html(r, registry, figures=mode) for r in records.values())
     meta = {"options": doc.get("options"), "environment": doc.get("environment")}
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -152,6 +187,7 @@ def standalone_html(
         f"<h1>credit_audit: alignment audit</h1>"
         f"<p>Merged from {escape(str(doc.get('merged_from', '?')))} parts.</p>"
         f"{partial}{summary_grid_html(records, pitfall_ids, claim_items)}"
+        f"{figures_note(figures, mode)}"
         f"<h2>Checks</h2>{details}{checklist_html(records, registry)}"
         "<details><summary>options and environment</summary><pre>"
         f"{escape(json.dumps(meta, indent=2, default=str))}</pre></details>"
@@ -172,7 +208,12 @@ class HtmlHooks:
             return  # an xdist worker's report reaches the controller, which adds the extras once
         from pytest_html import extras
 
-        html = details_html(CheckRecord.from_json(data), self.run.registry)
+        html = details_html(
+            CheckRecord.from_json(data),
+            self.run.registry,
+            getattr(report, "credit_audit_figure", None),
+            self.run.figures(),
+        )
         report.extras = [*getattr(report, "extras", []), extras.html(html)]
 
     def pytest_html_report_title(self, report) -> None:
@@ -188,6 +229,7 @@ class HtmlHooks:
         prefix.append(
             summary_grid_html(records, list(self.run.registry.pitfalls), self.run.claim_items())
         )
+        prefix.append(figures_note(self.run.opts.figures, self.run.figures()))
         postfix.append(checklist_html(records, self.run.registry))
 
     def pytest_metadata(self, metadata, config) -> None:
