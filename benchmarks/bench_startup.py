@@ -7,6 +7,9 @@ Measures, in one run and alternating so that the machine's state is shared:
 
 * the floor: ``python -c "import torch; torch.zeros(1, device=DEV)"`` plus a bare
   ``pytest --version``;
+* two more floors that name where the rest goes: pytest with every installed plugin loaded
+  (``pytest --co`` in an empty folder: the third-party plugins' imports), and torch's first
+  matrix product on the device (cuBLAS's start-up, which any GPU program pays once);
 * one audit: ``pytest --ckpt=FILE --data=FILE --device=DEV`` of a CIFAR-sized ResidualMLP
   (3072 -> 256 x 4 blocks, stored Bs, N = 1024 random inputs), all six checks, HTML and JSON;
 * the same audit with ``-X importtime``, to name the slowest imports.
@@ -74,6 +77,14 @@ def main() -> None:
         ckpt, data = make_checkpoint(folder)
         floor_torch = [py, "-c", f"import torch; torch.zeros(1, device={args.device!r})"]
         floor_pytest = [py, "-m", "pytest", "--version"]
+        empty = folder / "empty"
+        empty.mkdir()
+        plugins = [py, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", str(empty)]
+        first_matmul = [
+            py,
+            "-c",
+            f"import torch; x = torch.randn(64, 64, device={args.device!r}); (x @ x).sum().item()",
+        ]
         audit = [
             py,
             "-m",
@@ -85,11 +96,19 @@ def main() -> None:
             "-p",
             "no:cacheprovider",
         ]
-        times: dict[str, list] = {"torch_floor": [], "pytest_floor": [], "audit": []}
+        times: dict[str, list] = {
+            "torch_floor": [],
+            "pytest_floor": [],
+            "pytest_with_plugins": [],
+            "torch_first_matmul": [],
+            "audit": [],
+        }
         exit_code = None
         for _ in range(args.repeat):
             times["torch_floor"].append(wall(floor_torch, folder)[0])
             times["pytest_floor"].append(wall(floor_pytest, folder)[0])
+            times["pytest_with_plugins"].append(wall(plugins, folder)[0])
+            times["torch_first_matmul"].append(wall(first_matmul, folder)[0])
             secs, proc = wall(audit, folder)
             times["audit"].append(secs)
             exit_code = proc.returncode
@@ -105,6 +124,10 @@ def main() -> None:
         "median_s": med,
         "floor_s": floor,
         "audit_above_floor_s": med["audit"] - floor,
+        # above torch's first matrix product and pytest with the installed plugins
+        "audit_above_plugins_and_matmul_s": med["audit"]
+        - med["torch_first_matmul"]
+        - med["pytest_with_plugins"],
         "audit_exit": exit_code,
         "slowest_imports": slowest_imports(traced.stderr),
     }
@@ -112,6 +135,11 @@ def main() -> None:
         f"floor {floor:.2f} s (torch + {args.device}: {med['torch_floor']:.2f} s, "
         f"pytest --version: {med['pytest_floor']:.2f} s); one audit {med['audit']:.2f} s "
         f"(exit {exit_code}): {results['audit_above_floor_s']:+.2f} s above the floor"
+    )
+    print(
+        f"pytest with the installed plugins: {med['pytest_with_plugins']:.2f} s; torch's first "
+        f"matrix product on {args.device}: {med['torch_first_matmul']:.2f} s; the audit above "
+        f"both: {results['audit_above_plugins_and_matmul_s']:+.2f} s"
     )
     for row in results["slowest_imports"]:
         print(f"  import {row['module']:28s} {row['seconds']:.2f} s")

@@ -94,10 +94,12 @@ def profile(folder: Path, data: Path, device: str, count: int) -> dict:
     return {name: sum(v) / len(v) for name, v in phases.items()}
 
 
-def run_pytest(folder: Path, data: Path, device: str, workers: int) -> dict:
-    out = folder.parent / f"out-n{workers}"
+def run_pytest(folder: Path, data: Path, device: str, workers: int, cprofile: bool = False) -> dict:
+    out = folder.parent / f"out-n{workers}{'-cprofile' if cprofile else ''}"
+    prof = folder.parent / "sweep.prof"
     cmd = [
         sys.executable,
+        *(["-m", "cProfile", "-o", str(prof)] if cprofile else []),
         "-m",
         "pytest",
         f"--ckpt={folder}",
@@ -116,8 +118,10 @@ def run_pytest(folder: Path, data: Path, device: str, workers: int) -> dict:
     wall = time.perf_counter() - t
     doc = json.loads((out / "results.json").read_text()) if (out / "results.json").exists() else {}
     by = {c.get("computed_by") for c in doc.get("checkpoints", [])}
+    top = _top_functions(prof) if cprofile and prof.exists() else None
     return {
         "workers": workers,
+        "cprofile_top": top,
         "wall_s": wall,
         "exit": proc.returncode,
         "checkpoints": len(doc.get("checkpoints", [])),
@@ -127,6 +131,23 @@ def run_pytest(folder: Path, data: Path, device: str, workers: int) -> dict:
     }
 
 
+def _top_functions(prof: Path, count: int = 30) -> list:
+    """The functions with the most time of their own in a cProfile dump."""
+    import pstats
+
+    stats = pstats.Stats(str(prof)).stats
+    rows = sorted(stats.items(), key=lambda kv: -kv[1][2])[:count]
+    return [
+        {
+            "function": f"{Path(f).name}:{line}({name})",
+            "tottime_s": tt,
+            "cumtime_s": ct,
+            "calls": nc,
+        }
+        for (f, line, name), (_cc, nc, tt, ct, _callers) in rows
+    ]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cpu")
@@ -134,6 +155,8 @@ def main() -> None:
     p.add_argument("--profile", type=int, default=5)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--out", default="sweep.json")
+    p.add_argument("--cprofile", action="store_true", help="also run -n 0 under cProfile")
+    p.add_argument("--worker-counts", type=int, nargs="*", default=None)
     args = p.parse_args()
     results = {
         "device": args.device,
@@ -155,10 +178,16 @@ def main() -> None:
         try:
             import xdist  # noqa: F401
 
-            runs.append(args.workers)
+            runs += args.worker_counts if args.worker_counts is not None else [args.workers]
         except ImportError:
             pass
         results["pytest"] = [run_pytest(folder, data, args.device, n) for n in runs]
+        if args.cprofile:
+            profiled = run_pytest(folder, data, args.device, 0, cprofile=True)
+            results["cprofile_n0"] = profiled
+            print(f"under cProfile: {profiled['wall_s']:.1f} s; most time of their own:")
+            for row in profiled["cprofile_top"] or []:
+                print(f"  {row['tottime_s']:7.3f} s {row['calls']:8d}  {row['function']}")
         for r in results["pytest"]:
             print(
                 f"pytest -n {r['workers']}: {r['wall_s']:.1f} s for {r['checkpoints']} "

@@ -92,6 +92,18 @@ def _read_options(config: pytest.Config) -> AuditOptions:
     return opts
 
 
+def _share_cpu_threads(workers: int) -> None:
+    """An xdist worker's share of the machine's cores as torch's CPU threads. Each worker
+    would take every core: on the H100's 16-core host, 4 workers of 16 threads audited 100
+    checkpoints in 67 s, of 4 threads in 27 s (BENCHMARKS.md)."""
+    import os
+
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(max(1, (cores or 1) // max(1, workers)))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "credit_audit: a check of the credit_audit plugin")
@@ -101,6 +113,8 @@ def pytest_configure(config: pytest.Config) -> None:
     set_audit_run(config, run)
     if not run.auditing:
         return
+    if hasattr(config, "workerinput"):
+        _share_cpu_threads(int(config.workerinput.get("workercount", 1)))
     if opts.device.startswith("cuda"):
         import torch
 

@@ -2,6 +2,7 @@
 report; progress lines on a terminal, none in a CI log."""
 
 import json
+import os
 
 import pytest
 from helpers import save_small
@@ -14,6 +15,12 @@ WORKER = []
 def pytest_configure(config):
     # not the PYTEST_XDIST_WORKER variable: an outer `pytest -n` sets it for this whole run
     WORKER.append(hasattr(config, "workerinput"))
+
+def pytest_sessionfinish(session):
+    if WORKER[-1]:  # each worker's torch threads: its share of the cores
+        import torch
+        with open(os.path.join(os.path.dirname(__file__), "threads.txt"), "a") as f:
+            f.write(f"{torch.get_num_threads()}\\n")
 
 def pytest_runtest_logreport(report):
     data = getattr(report, "credit_audit", None)
@@ -63,6 +70,10 @@ def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
     assert [c["id"] for c in doc["checkpoints"]] == [f"run_s{i}" for i in range(4)]
     for ckpt in doc["checkpoints"]:
         assert len(ckpt["checks"]) == 6 and ckpt["computed_by"] in ("gw0", "gw1")
+    # two workers share the cores: torch threads cores // 2 each, not every core each
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = (pytester.path / "threads.txt").read_text().split()
+    assert threads == [str(max(1, cores // 2))] * 2
     page = (pytester.path / "credit-audit" / "report.html").read_text()
     # each check's detail once: the workers' extras are not added again by the controller
     assert page.count("audit-checkpoint-run_s0-eps_clamping") == 2  # the grid's link, the detail

@@ -196,7 +196,7 @@ class AggregationSpread(Pitfall):
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         names = list(numbers["strategies"])
         ax.barh(range(len(names)), [numbers["strategies"][k] for k in names], color="C0")
-        ax.set_yticks(range(len(names)), [k.replace("_", " ") for k in names], fontsize=7)
+        ax.set_yticks(range(len(names)), [k.replace("_", " ") for k in names])
         ax.axvline(0, color="k", lw=0.5)
         ax.set_xlabel("value")
         return True

@@ -258,7 +258,7 @@ class BsSpecificity(Pitfall):
 
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         band(ax, numbers, numbers["gamma_per_layer"], "Γ_l given Bs", thresholds)
-        ax.legend(fontsize=7)
+        ax.legend()
         return True
 
     def summary(self, ctx: Any, result: BsSpecificityResult | None) -> dict:

@@ -451,7 +451,7 @@ class CalibrationAnchors(Pitfall):
         ax.axhline(thresholds["min_positive"], color="g", lw=0.6, ls=":")
         ax.set_ylabel("ρ_l")
         ax.set_ylim(-0.2, 1.1)
-        ax.legend(fontsize=6, ncol=1, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        ax.legend(ncol=1, loc="center left", bbox_to_anchor=(1.02, 0.5))
         return True
 
     def claim_thresholds(self, thresholds: dict, claim: Any) -> dict:

@@ -244,7 +244,7 @@ class EpsClamping(Pitfall):
         ax2.semilogy(x, numbers["g_norm_median"], "k:", label="median ‖g‖")
         ax2.axhline(numbers["eps"], color="r", lw=0.8)
         ax2.set_ylabel(f"median ‖g‖ (red: eps {numbers['eps']:g})")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(loc="upper right")
         return True
 
     def for_claim(self, verdict, claim: Any, ctx: Any):

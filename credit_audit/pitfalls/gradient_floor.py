@@ -259,7 +259,7 @@ class GradientFloor(Pitfall):
         ax.axvline(math.log10(tau), color="k", ls=":", lw=0.8)
         ax.set_xlabel(f"log10 ‖g_l‖ (dashed: floor {floor:g}, dotted: τ {tau:g})")
         ax.set_ylabel("samples")
-        ax.legend(fontsize=7)
+        ax.legend()
         return True
 
 
