@@ -91,6 +91,23 @@ def time_null(device: str, draws: int) -> float:
     return time.perf_counter() - t
 
 
+def time_stream(device: str, draws: int) -> float:
+    """The null's random numbers alone: ``draws`` sets of four (256, 10) Bs from the
+    counter-based stream, in the chunks the bulk null draws them in."""
+    from credit_audit.rng import Stream
+    from credit_audit.rules.dfa import CHUNK, LARGE_ELEMENTS
+
+    per_draw = 4 * 256 * 10
+    step = min(CHUNK, max(1, LARGE_ELEMENTS // per_draw))
+    stream = Stream(0, "null")
+    _sync(device)
+    t = time.perf_counter()
+    for start in range(0, draws, step):
+        stream.normal((min(step, draws - start), per_draw), device)
+    _sync(device)
+    return time.perf_counter() - t
+
+
 def time_seeds_loop(device: str, draws: int) -> float:
     """The seeds' way to a null (seed 004's ``gamma_for_Bs`` in a loop): per draw, fresh Bs,
     then a forward and backward pass for the per-layer gradients, then the cosines. Same
@@ -176,6 +193,8 @@ def main() -> None:
     results["null_k1000_s"] = time_null(args.device, 1000)
     results["null_big_k"] = args.big_k
     results["null_big_k_s"] = time_null(args.device, args.big_k)
+    time_stream(args.device, 1000)  # warm-up
+    results["null_big_k_stream_only_s"] = time_stream(args.device, args.big_k)
     # the seeds' loop against the bulk null, side by side (the loop's K = 100 000 would take
     # minutes: its time per draw is constant, so K = 1000 gives the ratio)
     results["null_vs_seeds_loop"] = []
@@ -210,7 +229,8 @@ def main() -> None:
         )
     print(
         f"null K=1000: {results['null_k1000_s']:.2f}s; "
-        f"K={args.big_k}: {results['null_big_k_s']:.2f}s; "
+        f"K={args.big_k}: {results['null_big_k_s']:.2f}s "
+        f"(its random numbers alone: {results['null_big_k_stream_only_s']:.2f}s); "
         f"FA null K=1000 (a backward pass per draw): {results['fa_null_k1000']['seconds']:.2f}s"
     )
     for row in results["null_vs_seeds_loop"]:
