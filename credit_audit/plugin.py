@@ -92,6 +92,22 @@ def _read_options(config: pytest.Config) -> AuditOptions:
     return opts
 
 
+def _pin_gpu(gpu: str | None) -> None:
+    """An xdist worker's GPU (from the controller's pytest_configure_node): the only one CUDA
+    will see in this process, set before CUDA starts, so that the worker neither computes nor
+    keeps a context on the others. Where CUDA already started (a conftest used it), the
+    worker keeps its ``cuda:k`` device instead (:meth:`AuditOptions.resolved_device`)."""
+    import os
+    import sys
+
+    if gpu is None:
+        return
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        return
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+
+
 def _share_cpu_threads(workers: int) -> None:
     """An xdist worker's share of the machine's cores as torch's CPU threads. Each worker
     would take every core: on the H100's 16-core host, 4 workers of 16 threads audited 100
@@ -114,6 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not run.auditing:
         return
     if hasattr(config, "workerinput"):
+        _pin_gpu(config.workerinput.get("credit_audit_gpu"))
         _share_cpu_threads(int(config.workerinput.get("workercount", 1)))
     if opts.device.startswith("cuda"):
         import torch
@@ -281,6 +298,35 @@ class AuditHooks:
             isinstance(i, AuditItem) for i in items
         ):
             items[:0] = self._audit_items(session)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """pytest-xdist's controller, once per worker before it starts: one GPU of those
+        visible here, in turn, so that a machine with G GPUs and -n G runs one worker on each
+        (the worker hides the others before CUDA starts: see :func:`_pin_gpu`)."""
+        gpus = self._gpus()
+        if len(gpus) > 1:
+            worker = str(node.workerinput.get("workerid", node.gateway.id))
+            index = int(worker[2:]) if worker[2:].isdigit() else 0
+            node.workerinput["credit_audit_gpu"] = gpus[index % len(gpus)]
+
+    def _gpus(self) -> list:
+        """The GPUs a worker may be pinned to: CUDA_VISIBLE_DEVICES's list, else every GPU
+        torch counts; none when the device is not auto or cuda (cpu, or one named GPU)."""
+        if not hasattr(self, "_gpu_list"):
+            import os
+
+            self._gpu_list: list = []
+            if self.run.opts.device in ("auto", "cuda"):
+                visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+                if visible is not None:
+                    self._gpu_list = [g.strip() for g in visible.split(",") if g.strip()]
+                else:
+                    import torch
+
+                    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+                    self._gpu_list = [str(i) for i in range(count)]
+        return self._gpu_list
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

@@ -262,3 +262,39 @@ def test_a_sweep_beyond_ten_checkpoints_leaves_figures_out_and_says_so(pytester)
     page = (pytester.path / "credit-audit" / "report.html").read_text()
     assert "data:image/svg+xml;base64," in page
     assert "drawn for the checks that do not pass" in page
+
+
+def test_with_several_gpus_each_worker_sees_one_of_them(pytester, monkeypatch):
+    """-n G on a machine with G GPUs: the controller gives each worker one GPU in turn and the
+    worker hides the others (CUDA_VISIBLE_DEVICES) before CUDA starts. Tested here with the
+    list the environment names, which the plugin reads instead of asking CUDA; on this CPU-only
+    machine torch then finds no GPU and the audit runs on the CPU, as it should."""
+    pytest.importorskip("xdist")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    for seed in range(2):
+        save_small(pytester.path / f"run_s{seed}.pt", seed)
+    pytester.makeconftest(
+        """
+import os
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):
+        worker = session.config.workerinput["workerid"]
+        with open(os.path.join(os.path.dirname(__file__), worker + ".gpu"), "w") as f:
+            f.write(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))
+"""
+    )
+    args = ["--ckpt=run_s*.pt", "--data=digits", "--n-eval=20", "--null-draws=20"]
+    result = pytester.runpytest_subprocess(
+        "-n", "2", *args, "-p", "no:cacheprovider", "-p", "no:benchmark"
+    )
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), result.stdout.str()
+    assert (pytester.path / "gw0.gpu").read_text() == "3"
+    assert (pytester.path / "gw1.gpu").read_text() == "5"
+    # --device=cpu asks for no GPU: nothing is pinned
+    for f in pytester.path.glob("*.gpu"):
+        f.unlink()
+    pytester.runpytest_subprocess(
+        "-n", "2", *args, "--device=cpu", "-p", "no:cacheprovider", "-p", "no:benchmark"
+    )
+    assert (pytester.path / "gw0.gpu").read_text() == "3,5"
