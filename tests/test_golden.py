@@ -121,6 +121,18 @@ def test_demo_matches_golden(pytester, audit_env):
         )
 
 
+def test_each_reference_checkpoint_states_the_verdicts_the_golden_run_gives():
+    """The demo explains each reference checkpoint by the verdicts it is built to give
+    (``ReferenceSpec.expected``): they are the golden run's, check by check."""
+    from credit_audit.factory import REFERENCE_SPECS
+
+    golden = json.loads(GOLDEN.read_text())
+    for spec in REFERENCE_SPECS:
+        checks = golden[spec.id]["checks"]
+        got = {k: (v["verdict"] if isinstance(v, dict) else v) for k, v in checks.items()}
+        assert dict(spec.expected) == got, spec.id
+
+
 if __name__ == "__main__":
     doc = json.loads(Path(sys.argv[1]).read_text())
     GOLDEN.parent.mkdir(exist_ok=True)

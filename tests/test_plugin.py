@@ -47,11 +47,18 @@ def test_demo_end_to_end(pytester, audit_env):
             "dfa_s42 *FAIL bias* FAIL*FAIL*PASS*FAIL*FAIL l0*",
             "dfa_pen_s42 *PASS*PASS z*PASS*PASS l0*",
             "dfa_foreign_bs_s42 *FAIL z*",
+            "The demo's reference checkpoints are built to show the pitfalls*",
+            "  bp_s42: backprop*",
+            "  dfa_s42: vanilla DFA*",
+            "Audit one of them by its path*",
+            "  pytest --ckpt=*dfa_s42.pt --data=digits --bs-seed=42 --bs-device=cpu",
             "known-answer eps_clamping case (built-in cosine): PASS*",
             "HTML audit: *credit-audit/report.html",
             "JSON results: *credit-audit/results.json",
         ]
     )
+    out = " ".join(ln.strip() for ln in result.outlines)  # the explanations are wrapped
+    assert out.count("This run: as expected.") == 4 and "NOT as expected" not in out
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
     assert doc["schema_version"] == 1 and doc["claims"] == []
     by_id = {c["id"]: c for c in doc["checkpoints"]}
@@ -81,6 +88,10 @@ def test_demo_end_to_end(pytester, audit_env):
     # a figure for each check that does not pass (--audit-figures=failing), none for a PASS
     failing = sum(v["verdict"] != "PASS" for c in doc["checkpoints"] for v in c["checks"].values())
     assert html.count("data:image/svg+xml;base64,") == failing
+    # the printed command audits dfa_s42 by its path with the demo's verdicts
+    command = next(ln for ln in result.outlines if ln.startswith("  pytest --ckpt="))
+    alone = pytester.runpytest(*command.split()[1:], "-p", "no:cacheprovider")
+    alone.stdout.fnmatch_lines(["dfa_s42 *FAIL bias* FAIL*FAIL*PASS*FAIL*FAIL l0*"])
 
 
 def test_one_broken_checkpoint_does_not_stop_the_others(pytester, small_ckpts):

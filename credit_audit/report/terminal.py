@@ -23,6 +23,34 @@ def _layer_mean(records: dict, ckpt: str) -> str:
     return f"{summary.gamma_layer_mean:+.4f}"
 
 
+def _demo_lines(records: dict, ckpts: list, pitfall_ids: list) -> list[str]:
+    """The demo's reference checkpoints explained, and a command that audits one by path."""
+    from credit_audit.factory import demo_explained
+
+    verdicts = {
+        c: {p: r.verdict for p in pitfall_ids if (r := records.get(("checkpoint", c, p)))}
+        for c in ckpts
+    }
+    explained = demo_explained(verdicts)
+    if not explained:
+        return []
+    lines = [
+        "",
+        "The demo's reference checkpoints are built to show the pitfalls: their failures are "
+        "intended.",
+        *explained,
+    ]
+    one = next(
+        (r for (k, c, _p), r in records.items() if k == "checkpoint" and c == "dfa_s42"), None
+    )
+    if one is not None and one.path:
+        lines += [
+            "Audit one of them by its path (its Bs are rebuilt from seed 42 on the CPU):",
+            f"  pytest --ckpt={one.path} --data=digits --bs-seed=42 --bs-device=cpu",
+        ]
+    return lines + [""]
+
+
 def summary_lines(
     records: dict,
     opts: Any,
@@ -52,6 +80,8 @@ def summary_lines(
             ["claim", *claim_items],
             [[c, *(cell_text(records.get(("claim", c, i))) for i in claim_items)] for c in claims],
         )
+    if ckpts and "demo" in (getattr(opts, "ckpts", None) or []):
+        lines += _demo_lines(records, ckpts, pitfall_ids)
     for (kind, _subject, check), rec in records.items():
         if kind == "known_answer":
             lines.append(
