@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import re
 import statistics
 import subprocess
@@ -32,21 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-
-from credit_audit.models import ResidualMLP
-
-
-def make_checkpoint(folder: Path) -> tuple[Path, Path]:
-    torch.manual_seed(0)
-    model = ResidualMLP(3072, 256, 10, 4)
-    gen = torch.Generator().manual_seed(1)
-    bs = [torch.randn(256, 10, generator=gen) / math.sqrt(10) for _ in range(4)]
-    ckpt = folder / "cifar_sized.pt"
-    torch.save({"state_dict": model.state_dict(), "Bs": bs}, ckpt)
-    data = folder / "eval.pt"
-    x = torch.randn(1024, 3072, generator=gen)
-    torch.save({"x": x, "y": torch.randint(0, 10, (1024,), generator=gen)}, data)
-    return ckpt, data
+from bench_audit import cifar_sized  # run as a script: this folder is on sys.path
 
 
 def wall(cmd: list, cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
@@ -74,7 +59,7 @@ def main() -> None:
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        ckpt, data = make_checkpoint(folder)
+        ckpt, data = cifar_sized(folder)  # the network bench_audit.py times
         floor_torch = [py, "-c", f"import torch; torch.zeros(1, device={args.device!r})"]
         floor_pytest = [py, "-m", "pytest", "--version"]
         empty = folder / "empty"
