@@ -377,8 +377,13 @@ class AuditOptions:
         if not torch.cuda.is_available():
             return "cpu"
         worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-        if worker.startswith("gw") and worker[2:].isdigit() and torch.cuda.device_count() > 1:
-            return f"cuda:{int(worker[2:]) % torch.cuda.device_count()}"
+        if worker.startswith("gw") and worker[2:].isdigit():
+            # the GPUs CUDA's runtime sees: one where the plugin pinned the worker before CUDA
+            # started; all of them where something started CUDA first (CUDA_VISIBLE_DEVICES is
+            # then ignored, though torch.cuda.device_count() re-reads it): one each by number
+            count = getattr(torch._C, "_cuda_getDeviceCount", torch.cuda.device_count)()
+            if count > 1:
+                return f"cuda:{int(worker[2:]) % count}"
         return "cuda"
 
     def deciding(self) -> dict:

@@ -95,8 +95,9 @@ def _read_options(config: pytest.Config) -> AuditOptions:
 def _pin_gpu(gpu: str | None) -> None:
     """An xdist worker's GPU (from the controller's pytest_configure_node): the only one CUDA
     will see in this process, set before CUDA starts, so that the worker neither computes nor
-    keeps a context on the others. Where CUDA already started (a conftest used it), the
-    worker keeps its ``cuda:k`` device instead (:meth:`AuditOptions.resolved_device`)."""
+    keeps a context on the others. Where CUDA already started (a conftest asked
+    ``torch.cuda.is_available()``), the variable is ignored and the worker takes ``cuda:k``
+    by its number instead (:meth:`AuditOptions.resolved_device` asks CUDA's runtime)."""
     import os
     import sys
 

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -60,7 +61,7 @@ def test_demo_end_to_end(pytester, audit_env):
     out = " ".join(ln.strip() for ln in result.outlines)  # the explanations are wrapped
     assert out.count("This run: as expected.") == 4 and "NOT as expected" not in out
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
-    assert doc["schema_version"] == 1 and doc["claims"] == []
+    assert doc["schema_version"] == 2 and doc["claims"] == []
     by_id = {c["id"]: c for c in doc["checkpoints"]}
     assert sorted(by_id) == ["bp_s42", "dfa_foreign_bs_s42", "dfa_pen_s42", "dfa_s42"]
     for c in by_id.values():
@@ -232,3 +233,38 @@ def test_audit_figures_all_draws_every_check_and_none_draws_nothing(pytester, mo
     # every pitfall draws a figure from a measured checkpoint's numbers
     want = len(PITFALL_IDS) if mode == "all" else 0
     assert html.count("data:image/svg+xml;base64,") == want
+
+
+def test_figures_keep_their_tick_labels_and_texts_whole():
+    """The SVG is trimmed to 1/100 of a point in its geometry, never in its text: tick labels
+    0.001 apart and a threshold written 1.175e-38 stay as drawn."""
+    import base64
+
+    from credit_audit.report.figures import figure_svg
+
+    class Tiny:
+        def figure(self, ax, numbers, thresholds):
+            ax.plot([0, 1, 2], numbers["y"])
+            ax.set_ylabel(f"eps {thresholds['eps']:g}, floor {thresholds['floor']:g}")
+            return True
+
+    svg = base64.b64decode(
+        figure_svg(Tiny(), {"y": [0.0, 0.002, 0.004]}, {"eps": 0.001, "floor": 1.175e-38})
+    ).decode()
+    assert "eps 0.001, floor 1.175e-38" in svg
+    assert ">0.0010<" in svg and ">0.0035<" in svg  # tick labels, not cut to 0.00
+    assert 'd="M ' in svg and not re.search(r'd="[^"]*\d\.\d{3}', svg)  # geometry trimmed
+
+
+def test_a_worker_takes_its_gpu_by_number_where_cuda_started_before_the_pin(monkeypatch):
+    """CUDA_VISIBLE_DEVICES is ignored once CUDA's runtime has started; its device count is
+    what decides (torch.cuda.device_count() would re-read the variable and say 1)."""
+    from credit_audit.options import AuditOptions
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch._C, "_cuda_getDeviceCount", lambda: 4, raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw5")
+    assert AuditOptions(device="auto").resolved_device() == "cuda:1"
+    monkeypatch.setattr(torch._C, "_cuda_getDeviceCount", lambda: 1, raising=False)
+    assert AuditOptions(device="auto").resolved_device() == "cuda"  # pinned: its one GPU

@@ -27,7 +27,8 @@ _RC = {
     "font.sans-serif": ["DejaVu Sans", "Arial"],
 }
 # what the page does not need from matplotlib's SVG: indentation, the metadata block, the ids of
-# groups nothing refers to, and coordinates beyond 1/100 of a point
+# groups nothing refers to, and coordinates beyond 1/100 of a point (in the drawing's
+# attributes only: never in the text, whose numbers are tick labels and thresholds)
 _SVG_TRIMS = (
     (re.compile(r">\s+<"), "><"),
     (re.compile(r"<metadata>.*?</metadata>", re.S), ""),
@@ -37,8 +38,9 @@ _SVG_TRIMS = (
         ),
         "",
     ),
-    (re.compile(r"(\d\.\d\d)\d+"), r"\1"),
 )
+_GEOMETRY = re.compile(r'( (?:d|x|y|x1|x2|y1|y2|width|height|transform|points)=")([^"]*)"')
+_LONG_DECIMAL = re.compile(r"(\d\.\d\d)\d+")
 
 
 def figure_mode(mode: str, checkpoints: int) -> str:
@@ -81,6 +83,7 @@ def figure_svg(pitfall: Any, numbers: dict, thresholds: dict) -> str | None:
     svg = buf.getvalue().decode("utf-8")
     for pattern, replacement in _SVG_TRIMS:
         svg = pattern.sub(replacement, svg)
+    svg = _GEOMETRY.sub(lambda m: m.group(1) + _LONG_DECIMAL.sub(r"\1", m.group(2)) + '"', svg)
     return base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
 

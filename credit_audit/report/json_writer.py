@@ -23,7 +23,7 @@ __all__ = [
     "write_json",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: bs_specificity's generator_device became generator
 
 
 def _clean(obj):

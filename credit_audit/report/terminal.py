@@ -25,6 +25,8 @@ def _layer_mean(records: dict, ckpt: str) -> str:
 
 def _demo_lines(records: dict, ckpts: list, pitfall_ids: list) -> list[str]:
     """The demo's reference checkpoints explained, and a command that audits one by path."""
+    import shlex
+
     from credit_audit.factory import demo_explained
 
     verdicts = {
@@ -46,7 +48,8 @@ def _demo_lines(records: dict, ckpts: list, pitfall_ids: list) -> list[str]:
     if one is not None and one.path:
         lines += [
             "Audit one of them by its path (its Bs are rebuilt from seed 42 on the CPU):",
-            f"  pytest --ckpt={one.path} --data=digits --bs-seed=42 --bs-device=cpu",
+            f"  pytest --ckpt={shlex.quote(str(one.path))} --data=digits --bs-seed=42 "
+            "--bs-device=cpu",
         ]
     return lines + [""]
 

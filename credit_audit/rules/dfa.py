@@ -125,7 +125,8 @@ def bulk_null(
     out = torch.empty(draws, len(grads), dtype=torch.float64)
     sizes = [int(s[0]) * int(s[1]) for s in shapes]
     per_draw = sum(sizes)
-    step = min(CHUNK, max(1, LARGE_ELEMENTS // per_draw))
+    # the chunk's matrices and its (draws, N) float64 products within bounds
+    step = min(CHUNK, max(1, LARGE_ELEMENTS // per_draw), max(1, LARGE_ELEMENTS // (4 * n)))
     for start in range(0, draws, step):
         k = min(step, draws - start)
         # draw after draw, each draw's blocks in order: the per-draw null's stream
