@@ -122,6 +122,7 @@ def claims_file(pytester, reference, demo_run, **overrides):
     text = (
         "version: 1\ndefaults:\n  data: digits\n  n_eval: 397\n  device: cpu\nclaims:\n"
         f"  - id: true-claim\n    checkpoint: {reference['dfa_pen_s42']['path']}\n{common}"
+        '    text: "Penalized DFA aligns: <b>Gamma</b> = 0.247 & more"\n'
         f"    value: {pen}\n    bs: {{source: stored}}\n    asserts: aligned\n"
         f"  - id: wrong-value\n    checkpoint: {reference['dfa_pen_s42']['path']}\n{common}"
         f"    value: {pen + 0.05}\n    bs: {{source: stored}}\n    asserts: aligned\n"
@@ -163,6 +164,11 @@ def test_claims_gate_end_to_end(pytester, reference, demo_run):
         "the claim does not state layers, aggregation, cosine, bs"
     )
     assert verdicts["fails-a-pitfall"]["reproduces"] == "PASS"
+    # the HTML claims grid quotes each claim's own words, escaped
+    page = (pytester.path / "credit-audit" / "report.html").read_text()
+    grid = page[page.index('id="credit-audit-claims"') :]
+    assert "<th>the claim&#x27;s text</th>" in grid
+    assert "Penalized DFA aligns: &lt;b&gt;Gamma&lt;/b&gt; = 0.247 &amp; more" in grid
     assert verdicts["fails-a-pitfall"]["layer0_dominance"] == "FAIL"
     assert claims["fails-a-pitfall"]["verdict"] == "FAIL"
     result.stdout.fnmatch_lines(

@@ -86,6 +86,8 @@ def test_demo_end_to_end(pytester, audit_env):
     assert by_id["dfa_s42"]["checks"]["layer0_dominance"]["verdict"] == "FAIL"
     html = (pytester.path / "credit-audit" / "report.html").read_text()
     assert "credit-audit-grid" in html
+    grid = html[html.index('id="credit-audit-grid"') :]
+    assert "<th>Γ layer-mean</th>" in grid and "<td>+0.2465</td>" in grid  # dfa_pen_s42's
     # a figure for each check that does not pass (--audit-figures=failing), none for a PASS
     failing = sum(v["verdict"] != "PASS" for c in doc["checkpoints"] for v in c["checks"].values())
     assert html.count("data:image/svg+xml;base64,") == failing

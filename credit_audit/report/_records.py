@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from credit_audit.records import CheckpointSummary, CheckRecord
 
-__all__ = ["cell_text", "checkpoint_summary", "subjects"]
+__all__ = ["cell_text", "checkpoint_summary", "layer_mean_text", "subjects"]
 
 
 def cell_text(record: CheckRecord | None) -> str:
@@ -28,3 +28,11 @@ def checkpoint_summary(records: dict, ckpt: str) -> CheckpointSummary | None:
         if kind == "checkpoint" and subject == ckpt and rec.checkpoint is not None:
             merged = rec.checkpoint if merged is None else merged.merged(rec.checkpoint)
     return merged
+
+
+def layer_mean_text(records: dict, ckpt: str) -> str:
+    """The checkpoint's layer-mean Γ as the grids show it (``n/a`` when not measured)."""
+    summary = checkpoint_summary(records, ckpt)
+    if summary is None or summary.gamma_layer_mean is None:
+        return "n/a"
+    return f"{summary.gamma_layer_mean:+.4f}"

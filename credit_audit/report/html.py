@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from credit_audit.records import CheckRecord
-from credit_audit.report._records import cell_text, subjects
+from credit_audit.report._records import cell_text, layer_mean_text, subjects
 from credit_audit.report.figures import (
     FIGURES_UP_TO,
     figure_img,
@@ -40,11 +40,26 @@ def _anchor(kind: str, subject: str | None, check: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else f"_{ord(c):x}" for c in raw)
 
 
-def _grid(records: dict, kind: str, columns, label: str, table_id: str) -> str:
+def _grid(
+    records: dict,
+    kind: str,
+    columns,
+    label: str,
+    table_id: str,
+    before: tuple | None = None,
+    after: tuple | None = None,
+) -> str:
+    """Subjects × checks; ``before``/``after`` are ``(header, subject -> text)`` columns of
+    plain text around the checks (escaped here)."""
     names = subjects(records, kind)
     if not names:
         return ""
-    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    heads = [escape(label), *(escape(c) for c in columns)]
+    if before:
+        heads.insert(1, escape(before[0]))
+    if after:
+        heads.append(escape(after[0]))
+    head = "".join(f"<th>{h}</th>" for h in heads)
     rows = []
     for subject in names:
         cells = []
@@ -55,21 +70,47 @@ def _grid(records: dict, kind: str, columns, label: str, table_id: str) -> str:
                 f'<td style="border-left:4px solid {_COLORS.get(verdict, "#ccc")}">'
                 f'<a href="#{_anchor(kind, subject, col)}">{escape(cell_text(rec))}</a></td>'
             )
+        if before:
+            cells.insert(0, f"<td>{escape(before[1](subject))}</td>")
+        if after:
+            cells.append(f"<td>{escape(after[1](subject))}</td>")
         rows.append(f"<tr><th>{escape(str(subject))}</th>{''.join(cells)}</tr>")
     return (
         f'<table class="credit-audit-grid" id="{table_id}" border="1" '
         'style="border-collapse:collapse">'
-        f"<thead><tr><th>{escape(label)}</th>{head}</tr></thead><tbody>{''.join(rows)}"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
         "</tbody></table>"
     )
+
+
+def _claim_text(records: dict, claim_id: str) -> str:
+    """The claim's own words (its ``text``), from any of its records."""
+    for (kind, subject, _check), rec in records.items():
+        if kind == "claim" and subject == claim_id and rec.claim:
+            return str(rec.claim.get("text") or "")
+    return ""
 
 
 def summary_grid_html(records: dict, pitfall_ids: list, claim_items: list) -> str:
     """Checkpoints (and claims) × checks; each cell a verdict and headline linking to details."""
     return (
         "<h2>credit_audit verdicts</h2>"
-        + _grid(records, "checkpoint", pitfall_ids, "checkpoint", "credit-audit-grid")
-        + _grid(records, "claim", claim_items, "claim", "credit-audit-claims")
+        + _grid(
+            records,
+            "checkpoint",
+            pitfall_ids,
+            "checkpoint",
+            "credit-audit-grid",
+            after=("Γ layer-mean", lambda c: layer_mean_text(records, c)),
+        )
+        + _grid(
+            records,
+            "claim",
+            claim_items,
+            "claim",
+            "credit-audit-claims",
+            before=("the claim's text", lambda c: _claim_text(records, c)),
+        )
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from credit_audit.report._records import cell_text, checkpoint_summary, subjects
+from credit_audit.report._records import cell_text, layer_mean_text, subjects
 
 __all__ = ["summary_lines"]
 
@@ -14,13 +14,6 @@ def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
     return [
         "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]
     ]
-
-
-def _layer_mean(records: dict, ckpt: str) -> str:
-    summary = checkpoint_summary(records, ckpt)
-    if summary is None or summary.gamma_layer_mean is None:
-        return "n/a"
-    return f"{summary.gamma_layer_mean:+.4f}"
 
 
 def _demo_lines(records: dict, ckpts: list, pitfall_ids: list) -> list[str]:
@@ -71,7 +64,7 @@ def summary_lines(
                 [
                     c,
                     *(cell_text(records.get(("checkpoint", c, p))) for p in pitfall_ids),
-                    _layer_mean(records, c),
+                    layer_mean_text(records, c),
                 ]
                 for c in ckpts
             ],
