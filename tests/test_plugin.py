@@ -88,6 +88,10 @@ def test_demo_end_to_end(pytester, audit_env):
     assert "credit-audit-grid" in html
     grid = html[html.index('id="credit-audit-grid"') :]
     assert "<th>Γ layer-mean</th>" in grid and "<td>+0.2465</td>" in grid  # dfa_pen_s42's
+    # a failed check's message once on the page: in its detail, not again in pytest's log
+    first = by_id["dfa_s42"]["checks"]["layer0_dominance"]["message"].splitlines()[0]
+    assert html.count(first[6:60]) == 1, first
+    assert "The check&#39;s message is in its detail above" in html
     # a figure for each check that does not pass (--audit-figures=failing), none for a PASS
     failing = sum(v["verdict"] != "PASS" for c in doc["checkpoints"] for v in c["checks"].values())
     assert html.count("data:image/svg+xml;base64,") == failing

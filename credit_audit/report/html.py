@@ -257,6 +257,18 @@ class HtmlHooks:
         )
         report.extras = [*getattr(report, "extras", []), extras.html(html)]
 
+    def pytest_html_results_table_html(self, report, data: list) -> None:
+        """pytest-html's log of an audited check repeats the check's message, which its
+        detail above already shows: leave the repetition out (an ERROR keeps its traceback,
+        and captured output stays)."""
+        record = getattr(report, "credit_audit", None)
+        if record is None or record.get("verdict") == "ERROR" or not data:
+            return
+        if report.longreprtext and data[0] == escape(report.longreprtext) + "\n":
+            del data[0]
+            if not data or data == ["No log output captured."]:
+                data[:] = ["The check's message is in its detail above; no other output."]
+
     def pytest_html_report_title(self, report) -> None:
         report.title = "credit_audit: alignment audit"
 
