@@ -92,6 +92,10 @@ def test_demo_end_to_end(pytester, audit_env):
     first = by_id["dfa_s42"]["checks"]["layer0_dominance"]["message"].splitlines()[0]
     assert html.count(first[6:60]) == 1, first
     assert "The check&#39;s message is in its detail above" in html
+    # the page explains the demo as the terminal does
+    demo = html[html.index('class="credit-audit-demo"') :]
+    assert "<li><b>dfa_pen_s42</b>: penalized DFA" in demo
+    assert demo.count("This run: as expected.") == 4
     # a figure for each check that does not pass (--audit-figures=failing), none for a PASS
     failing = sum(v["verdict"] != "PASS" for c in doc["checkpoints"] for v in c["checks"].values())
     assert html.count("data:image/svg+xml;base64,") == failing

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from credit_audit.records import CheckpointSummary, CheckRecord
 
-__all__ = ["cell_text", "checkpoint_summary", "layer_mean_text", "subjects"]
+__all__ = ["cell_text", "checkpoint_summary", "demo_verdicts", "layer_mean_text", "subjects"]
 
 
 def cell_text(record: CheckRecord | None) -> str:
@@ -36,3 +38,14 @@ def layer_mean_text(records: dict, ckpt: str) -> str:
     if summary is None or summary.gamma_layer_mean is None:
         return "n/a"
     return f"{summary.gamma_layer_mean:+.4f}"
+
+
+def demo_verdicts(records: dict, opts: Any, pitfall_ids: list) -> dict:
+    """{checkpoint: {check: verdict}} of a run that audits the demo (``--ckpt=demo``), else
+    {} (a checkpoint of the user's may share a reference checkpoint's name)."""
+    if "demo" not in (getattr(opts, "ckpts", None) or []):
+        return {}
+    return {
+        c: {p: r.verdict for p in pitfall_ids if (r := records.get(("checkpoint", c, p)))}
+        for c in subjects(records, "checkpoint")
+    }

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from credit_audit.records import CheckRecord
-from credit_audit.report._records import cell_text, layer_mean_text, subjects
+from credit_audit.report._records import cell_text, demo_verdicts, layer_mean_text, subjects
 from credit_audit.report.figures import (
     FIGURES_UP_TO,
     figure_img,
@@ -111,6 +111,22 @@ def summary_grid_html(records: dict, pitfall_ids: list, claim_items: list) -> st
             "credit-audit-claims",
             before=("the claim's text", lambda c: _claim_text(records, c)),
         )
+    )
+
+
+def demo_html(verdicts: dict) -> str:
+    """The demo's reference checkpoints explained (as the terminal explains them)."""
+    from credit_audit.factory import demo_explanations
+
+    items = "".join(
+        f"<li><b>{escape(cid)}</b>: {escape(text)}</li>"
+        for cid, text in demo_explanations(verdicts)
+    )
+    if not items:
+        return ""
+    return (
+        '<div class="credit-audit-demo"><p>The demo\'s reference checkpoints are built to show '
+        f"the pitfalls: their failures are intended.</p><ul>{items}</ul></div>"
     )
 
 
@@ -281,6 +297,9 @@ class HtmlHooks:
             )
         prefix.append(
             summary_grid_html(records, list(self.run.registry.pitfalls), self.run.claim_items())
+        )
+        prefix.append(
+            demo_html(demo_verdicts(records, self.run.opts, list(self.run.registry.pitfalls)))
         )
         prefix.append(figures_note(self.run.opts.figures, self.run.figures()))
         postfix.append(checklist_html(records, self.run.registry))

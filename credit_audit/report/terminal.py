@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from credit_audit.report._records import cell_text, layer_mean_text, subjects
+from credit_audit.report._records import cell_text, demo_verdicts, layer_mean_text, subjects
 
 __all__ = ["summary_lines"]
 
@@ -16,16 +16,12 @@ def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _demo_lines(records: dict, ckpts: list, pitfall_ids: list) -> list[str]:
+def _demo_lines(records: dict, verdicts: dict) -> list[str]:
     """The demo's reference checkpoints explained, and a command that audits one by path."""
     import shlex
 
     from credit_audit.factory import demo_explained
 
-    verdicts = {
-        c: {p: r.verdict for p in pitfall_ids if (r := records.get(("checkpoint", c, p)))}
-        for c in ckpts
-    }
     explained = demo_explained(verdicts)
     if not explained:
         return []
@@ -76,8 +72,7 @@ def summary_lines(
             ["claim", *claim_items],
             [[c, *(cell_text(records.get(("claim", c, i))) for i in claim_items)] for c in claims],
         )
-    if ckpts and "demo" in (getattr(opts, "ckpts", None) or []):
-        lines += _demo_lines(records, ckpts, pitfall_ids)
+    lines += _demo_lines(records, demo_verdicts(records, opts, pitfall_ids))
     for (kind, _subject, check), rec in records.items():
         if kind == "known_answer":
             lines.append(
