@@ -215,7 +215,7 @@ def measure(
             size = max(1, min(BLOCK_ELEMENTS // (directions * d), chunk_rows // 2))
             blocks = [slice(s, min(s + size, n)) for s in range(0, n, size)]
         noise = _noise(seed, layer, n, d, hs[layer].device)
-        drawn: dict = {}  # one block's directions, drawn once for both precisions
+        whole = None  # the layer's directions when drawn at once: shared by both precisions
         g = grads[layer]
         hnorm = torch.linalg.vector_norm(hs[layer].double(), dim=-1).median().item()
         result.eps_rel_median_h.append(eps / hnorm if hnorm > 0 else float("inf"))
@@ -234,11 +234,12 @@ def measure(
             dev = h_p[layer].device
             per_sample = {"positive": [], "negative": [], "signal": [], "degenerate": []}
             for rows in blocks:
-                if len(blocks) == 1 and drawn:
-                    dl = next(iter(drawn.values())).to(dev)
-                else:
+                if len(blocks) > 1:
                     dl = _directions(seed, layer, rows, directions, d, dev)
-                    drawn = {dev: dl} if len(blocks) == 1 else {}
+                else:
+                    if whole is None:
+                        whole = _directions(seed, layer, rows, directions, d, dev)
+                    dl = whole.to(dev)
                 run = fwd if len(blocks) == 1 else _on_samples(fwd, rows)
                 dloss = loss_changes(run, layer, h_p[layer][rows], y[rows], dl, eps, chunk_rows)
                 for key, vec in (
