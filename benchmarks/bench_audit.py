@@ -93,12 +93,12 @@ def time_null(device: str, draws: int) -> float:
 
 def time_stream(device: str, draws: int) -> float:
     """The null's random numbers alone: ``draws`` sets of four (256, 10) Bs from the
-    counter-based stream, in the chunks the bulk null draws them in."""
+    counter-based stream, in the chunks the bulk null of N = 1024 draws them in."""
     from credit_audit.rng import Stream
-    from credit_audit.rules.dfa import CHUNK, LARGE_ELEMENTS
+    from credit_audit.rules.dfa import null_chunk
 
     per_draw = 4 * 256 * 10
-    step = min(CHUNK, max(1, LARGE_ELEMENTS // per_draw))
+    step = null_chunk(per_draw, 1024)
     stream = Stream(0, "null")
     _sync(device)
     t = time.perf_counter()

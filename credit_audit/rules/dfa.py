@@ -26,7 +26,15 @@ from credit_audit.rules import (
     seeded,
 )
 
-__all__ = ["RECIPE", "RULE", "DfaRule", "dfa_error", "draw_feedback", "reconstruct_bs"]
+__all__ = [
+    "RECIPE",
+    "RULE",
+    "DfaRule",
+    "dfa_error",
+    "draw_feedback",
+    "null_chunk",
+    "reconstruct_bs",
+]
 
 RECIPE = (
     "torch.manual_seed(seed); np.random.seed(seed); model = {model}(**kwargs); "
@@ -84,6 +92,12 @@ def _unit_rows(g):
     return torch.where(n > 0, g / torch.where(n > 0, n, 1.0), 0.0)
 
 
+def null_chunk(per_draw: int, samples: int) -> int:
+    """Null draws per chunk: the chunk's matrices (``per_draw`` entries a draw) and its
+    (draws, N) float64 products within bounds. The numbers do not depend on it."""
+    return min(CHUNK, max(1, LARGE_ELEMENTS // per_draw), max(1, LARGE_ELEMENTS // (4 * samples)))
+
+
 def bulk_null(
     e: Any,
     grads: list,
@@ -125,8 +139,7 @@ def bulk_null(
     out = torch.empty(draws, len(grads), dtype=torch.float64)
     sizes = [int(s[0]) * int(s[1]) for s in shapes]
     per_draw = sum(sizes)
-    # the chunk's matrices and its (draws, N) float64 products within bounds
-    step = min(CHUNK, max(1, LARGE_ELEMENTS // per_draw), max(1, LARGE_ELEMENTS // (4 * n)))
+    step = null_chunk(per_draw, n)
     for start in range(0, draws, step):
         k = min(step, draws - start)
         # draw after draw, each draw's blocks in order: the per-draw null's stream
