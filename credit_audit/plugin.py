@@ -8,6 +8,7 @@ serves the user's own tests. No tensor maths here.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -233,18 +234,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 item.kind, item.subject, item.check, "ERROR", head.splitlines()[0][:500], text
             )
         report.credit_audit = record.to_json()
-        run = audit_run(item.config)
-        if run.opts.html and run.figures() != "none":
-            # drawn here, on the worker that measured it: under xdist the figures of a sweep
-            # are drawn in parallel, not one after another on the controller
-            from credit_audit.report.figures import figure_svg, wants_figure
-
-            drawn = None
-            if wants_figure(record.verdict, run.figures()):
-                drawn = figure_svg(
-                    run.registry.pitfalls.get(record.check), record.numbers, record.thresholds
-                )
-            report.credit_audit_figure = drawn or ""  # "": none to draw
     return report
 
 
@@ -305,29 +294,27 @@ class AuditHooks:
         """pytest-xdist's controller, once per worker before it starts: one GPU of those
         visible here, in turn, so that a machine with G GPUs and -n G runs one worker on each
         (the worker hides the others before CUDA starts: see :func:`_pin_gpu`)."""
-        gpus = self._gpus()
+        gpus = self._gpus
         if len(gpus) > 1:
             worker = str(node.workerinput.get("workerid", node.gateway.id))
             index = int(worker[2:]) if worker[2:].isdigit() else 0
             node.workerinput["credit_audit_gpu"] = gpus[index % len(gpus)]
 
+    @functools.cached_property
     def _gpus(self) -> list:
         """The GPUs a worker may be pinned to: CUDA_VISIBLE_DEVICES's list, else every GPU
         torch counts; none when the device is not auto or cuda (cpu, or one named GPU)."""
-        if not hasattr(self, "_gpu_list"):
-            import os
+        import os
 
-            self._gpu_list: list = []
-            if self.run.opts.device in ("auto", "cuda"):
-                visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-                if visible is not None:
-                    self._gpu_list = [g.strip() for g in visible.split(",") if g.strip()]
-                else:
-                    import torch
+        if self.run.opts.device not in ("auto", "cuda"):
+            return []
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is not None:
+            return [g.strip() for g in visible.split(",") if g.strip()]
+        import torch
 
-                    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-                    self._gpu_list = [str(i) for i in range(count)]
-        return self._gpu_list
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        return [str(i) for i in range(count)]
 
     @pytest.hookimpl(optionalhook=True, tryfirst=True)
     def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:

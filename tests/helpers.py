@@ -55,3 +55,14 @@ def save_small(path, seed=0):
     """A small checkpoint with its Bs stored (the model and Bs of ``seed``); returns the path."""
     torch.save({"state_dict": small_model(seed).state_dict(), "Bs": bs_list(seed)}, path)
     return path
+
+
+#: the options of a quick audit of small checkpoints on digits, on the CPU
+SMALL_AUDIT = (
+    "--data=digits",
+    "--n-eval=40",
+    "--null-draws=50",
+    "--device=cpu",
+    "-p",
+    "no:cacheprovider",
+)

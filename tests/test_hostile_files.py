@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 import torch
-from helpers import audit, bs_list, ref, save_small, small_model, write
+from helpers import SMALL_AUDIT, audit, bs_list, ref, save_small, small_model, write
 
 from credit_audit._errors import CreditAuditError
 from credit_audit.loading import load_checkpoint
@@ -213,12 +213,7 @@ def test_forty_broken_files_beside_two_good_ones(pytester):
         "--ckpt=good_a.pt",
         "--ckpt=broken",
         "--ckpt=good_b.pt",
-        "--data=digits",
-        "--n-eval=40",
-        "--null-draws=50",
-        "--device=cpu",
-        "-p",
-        "no:cacheprovider",
+        *SMALL_AUDIT,
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())

@@ -5,7 +5,7 @@ import json
 import os
 
 import pytest
-from helpers import save_small
+from helpers import SMALL_AUDIT, save_small
 
 RECORDER = """
 import json, os
@@ -27,7 +27,8 @@ def pytest_runtest_logreport(report):
     if WORKER[-1]:
         return  # the controller's copy of each report is the one to count
     if data and data.get("checkpoint") and report.when == "call":
-        line = {"subject": data["subject"], "by": data["checkpoint"].get("computed_by")}
+        line = {"subject": data["subject"], "by": data["checkpoint"].get("computed_by"),
+                "figure_from_worker": hasattr(report, "credit_audit_figure")}
         with open(os.path.join(os.path.dirname(__file__), "seen.jsonl"), "a") as f:
             f.write(json.dumps(line) + "\\n")
 """
@@ -45,12 +46,7 @@ def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
         "-n",
         "2",
         "--ckpt=run_s*.pt",
-        "--data=digits",
-        "--n-eval=40",
-        "--null-draws=50",
-        "--device=cpu",
-        "-p",
-        "no:cacheprovider",
+        *SMALL_AUDIT,
         "-p",
         "no:benchmark",  # pytest-benchmark (where installed) fails inside pytester's workers
     )
@@ -64,6 +60,7 @@ def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
     assert all(len(workers) == 1 for workers in by_ckpt.values()), by_ckpt
     assert set().union(*by_ckpt.values()) <= {"gw0", "gw1"}
     assert len(seen) == 24  # six checks of four checkpoints, each reported once
+    assert all(s["figure_from_worker"] for s in seen)  # drawn where measured, not here
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
     assert doc["complete"] is True
     # in collection order, not in the order the workers finished

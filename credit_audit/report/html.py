@@ -258,6 +258,22 @@ class HtmlHooks:
     def __init__(self, run: Any):
         self.run = run  # the plugin's AuditRun: records, registry, options
 
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
+        """An audited check's figure, drawn on the worker that measured it (under xdist a
+        sweep's figures are drawn in parallel, not one after another on the controller) and
+        carried on the report. Outermost wrapper: the plugin's has made the record."""
+        report = yield
+        record = getattr(item, "record", None)
+        mode = self.run.figures()
+        if getattr(report, "credit_audit", None) is not None and record is not None:
+            drawn = None
+            if wants_figure(record.verdict, mode):
+                pitfall = self.run.registry.pitfalls.get(record.check)
+                drawn = figure_svg(pitfall, record.numbers, record.thresholds)
+            report.credit_audit_figure = drawn or ""  # "": none to draw
+        return report
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report) -> None:
         data = getattr(report, "credit_audit", None)
