@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from credit_audit._errors import CreditAuditError
+from credit_audit.report.figures import FIGURE_MODES
 
 __all__ = ["main", "merge"]
 
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail-on", choices=("fail", "warn"), default="fail")
     p.add_argument(
         "--figures",
-        choices=("auto", "failing", "all", "none"),
+        choices=FIGURE_MODES,
         default="auto",
         help="which checks get a figure (as --audit-figures)",
     )

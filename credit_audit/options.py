@@ -19,6 +19,7 @@ from typing import Any
 
 from credit_audit import _parsers as parsers
 from credit_audit._errors import CreditAuditError
+from credit_audit.report.figures import FIGURE_MODES
 
 __all__ = ["DEMO_DATA", "OPTIONS", "AuditOptions", "Option", "option"]
 
@@ -275,7 +276,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--audit-figures",
         "figures",
-        parsers.choice("auto", "failing", "all", "none"),
+        parsers.choice(*FIGURE_MODES),
         "auto",
         "Which checks get a figure in the HTML audit: failing (every verdict but PASS), all, "
         "none, or auto (failing for up to 10 checkpoints, none for a larger sweep, whose page "

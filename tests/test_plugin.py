@@ -145,6 +145,11 @@ def test_one_broken_checkpoint_does_not_stop_the_others(pytester, small_ckpts):
             ["--device=tpu"], "--device: expected auto, cpu, cuda or cuda:i, got 'tpu'", id="device"
         ),
         pytest.param(["--model-kwargs={bad"], "--model-kwargs: not JSON*", id="kwargs"),
+        pytest.param(
+            ["--audit-figures=some"],
+            "--audit-figures: expected one of auto, failing, all, none, got 'some'",
+            id="figures",
+        ),
     ],
 )
 def test_bad_option_values_are_usage_errors(pytester, args, message):

@@ -13,7 +13,17 @@ import io
 import re
 from typing import Any
 
-__all__ = ["FIGURES_UP_TO", "figure_img", "figure_mode", "figure_svg", "wants_figure"]
+__all__ = [
+    "FIGURE_MODES",
+    "FIGURES_UP_TO",
+    "figure_img",
+    "figure_mode",
+    "figure_svg",
+    "wants_figure",
+]
+
+#: ``--audit-figures`` (and ``merge --figures``): which checks get a figure
+FIGURE_MODES = ("auto", "failing", "all", "none")
 
 #: ``--audit-figures=auto`` draws the failing checks' figures for at most this many checkpoints
 FIGURES_UP_TO = 10
