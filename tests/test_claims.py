@@ -166,8 +166,8 @@ def test_claims_gate_end_to_end(pytester, reference, demo_run):
     assert verdicts["fails-a-pitfall"]["reproduces"] == "PASS"
     # the HTML claims grid quotes each claim's own words, escaped
     page = (pytester.path / "credit-audit" / "report.html").read_text()
-    grid = page[page.index('id="credit-audit-claims"') :]
-    assert "<th>the claim&#x27;s text</th>" in grid
+    grid = page[page.index('id="credit-audit-claims-values"') :]
+    assert "<th>the claim's text</th>" in grid
     assert "Penalized DFA aligns: &lt;b&gt;Gamma&lt;/b&gt; = 0.247 &amp; more" in grid
     assert verdicts["fails-a-pitfall"]["layer0_dominance"] == "FAIL"
     assert claims["fails-a-pitfall"]["verdict"] == "FAIL"

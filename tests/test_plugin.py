@@ -3,6 +3,7 @@
 import json
 import math
 import re
+from html import escape
 
 import pytest
 import torch
@@ -87,11 +88,18 @@ def test_demo_end_to_end(pytester, audit_env):
     html = (pytester.path / "credit-audit" / "report.html").read_text()
     assert "credit-audit-grid" in html
     grid = html[html.index('id="credit-audit-grid"') :]
-    assert "<th>Γ layer-mean</th>" in grid and "<td>+0.2465</td>" in grid  # dfa_pen_s42's
+    assert "<th>Γ layer-mean</th>" in grid and '<td class="ca-num">+0.2465</td>' in grid
     # a failed check's message once on the page: in its detail, not again in pytest's log
-    first = by_id["dfa_s42"]["checks"]["layer0_dominance"]["message"].splitlines()[0]
-    assert html.count(first[6:60]) == 1, first
-    assert "The check&#39;s message is in its detail above" in html
+    # (its headline also opens the checkpoint's sentence and its detail's summary line)
+    check = by_id["dfa_s42"]["checks"]["layer0_dominance"]
+    body = check["message"].splitlines()[2]
+    assert html.count(escape(body)[:60]) == 1, body
+    assert html.count(escape(check["headline"])) == 2
+    assert "The check&#39;s message is in the audit above" in html
+    # the first lines say what to conclude, per checkpoint
+    said = html[html.index('id="credit-audit-conclusions"') : html.index('id="credit-audit-grid"')]
+    assert "dfa_pen_s42</b></a>: Γ = +0.2465 holds with a caveat: borderline" in said
+    assert "dfa_s42</b></a>: Γ = +0.0924 does not hold up: layer 0 carries 72.5%" in said
     # the page explains the demo as the terminal does
     demo = html[html.index('class="credit-audit-demo"') :]
     assert "<li><b>dfa_pen_s42</b>: penalized DFA" in demo

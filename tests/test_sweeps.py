@@ -158,7 +158,8 @@ def test_shards_merged_equal_one_unsharded_run(pytester):
     assert code == 1
     assert _without_created(out / "results.json") == _without_created(pytester.path / "whole.json")
     page = (out / "report.html").read_text()
-    assert page.count("<tr><th>run_") == 5 and "credit-audit-detail" in page
+    assert page.count('<tr><th><a href="#audit-checkpoint-run_') == 5  # the grid's rows
+    assert page.count('<details class="ca-check') == 5 * 6 + 1  # and the known-answer check
     # parts that do not make one audit are refused, naming the file
     assert main([str(pytester.path / "part1.json"), str(pytester.path / "part2.json")]) == 4
     assert main([str(pytester.path / "whole.json")]) == 4

@@ -442,13 +442,33 @@ class CalibrationAnchors(Pitfall):
 
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         x = list(range(len(numbers["eps_rel_median_h"])))
-        for prec, style in (("fp32", "-"), ("fp64", "--")):
+        # each anchor and precision its own colour and marker (fp64: lighter, hollow, dashed),
+        # so the two precisions can be told apart in greyscale and where the lines overlap
+        styles = {
+            "fp32": {"ls": "-", "mfc": None, "c": ("#1a7f37", "#1f2328", "#0550ae")},
+            "fp64": {"ls": "--", "mfc": "none", "c": ("#7cc68f", "#8c959f", "#6ca4e0")},
+        }
+        markers = {"fp32": ("o", "x", "s"), "fp64": ("D", "+", "^")}
+        for prec, st in styles.items():
             if prec not in numbers["rho"]:
                 continue
             r = numbers["rho"][prec]
-            ax.plot(x, r["positive"], "g" + style, marker="o", label=f"ρ(g) {prec}")
-            ax.plot(x, r["negative"], "k" + style, marker="x", label=f"ρ(random) {prec}")
-            ax.plot(x, r["signal"], "b" + style, marker="s", label=f"ρ(signal) {prec}")
+            for key, name, color, marker in zip(
+                ("positive", "negative", "signal"),
+                ("ρ(g)", "ρ(random)", "ρ(signal)"),
+                st["c"],
+                markers[prec],
+                strict=True,
+            ):
+                ax.plot(
+                    x,
+                    r[key],
+                    color=color,
+                    ls=st["ls"],
+                    marker=marker,
+                    mfc=st["mfc"],
+                    label=f"{name} {prec}",
+                )
         ax.axhline(thresholds["min_positive"], color="g", lw=0.6, ls=":")
         ax.set_ylabel("ρ_l")
         ax.set_ylim(-0.2, 1.1)

@@ -1,19 +1,33 @@
-"""pytest-html integration: summary grid, per-check extras, checklist, provenance, environment.
+"""The reviewer's page: what to conclude, the verdict grids, the sweep view, every check's
+detail, provenance and the checklist; pytest's own log collapsed at the bottom.
 
-Registered only when pytest-html is present. Every string that comes from a checkpoint, a
+One :class:`Page` renders both ways: inside pytest-html's report (:class:`HtmlHooks`, whose
+results-summary hook carries the whole page, so pytest-html stays the engine behind ``--html``)
+and standalone (``python -m credit_audit merge``). Every string that comes from a checkpoint, a
 path, a claims file or an exception goes through :func:`html.escape` before it reaches the page.
+A verdict is always carried by its word and an icon as well as its colour (greyscale, print).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass, field
 from html import escape
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from credit_audit.records import CheckRecord
-from credit_audit.report._records import cell_text, demo_verdicts, layer_mean_text, subjects
+from credit_audit.report._records import (
+    cell_text,
+    checkpoint_summary,
+    demo_verdicts,
+    layer_mean_text,
+    subjects,
+)
+from credit_audit.report.conclusions import checkpoint_sentence, claim_sentence
 from credit_audit.report.figures import (
     FIGURES_UP_TO,
     figure_img,
@@ -22,95 +36,244 @@ from credit_audit.report.figures import (
     wants_figure,
 )
 
-__all__ = ["HtmlHooks", "details_html", "standalone_html", "summary_grid_html"]
+__all__ = ["HtmlHooks", "Page", "audit_html", "standalone_html"]
 
-_COLORS = {"PASS": "#1a7f37", "WARN": "#9a6700", "FAIL": "#cf222e", "ERROR": "#8250df"}
+_ICONS = {"PASS": "✓", "WARN": "!", "FAIL": "✗", "ERROR": "⚠"}
+# a checkpoint file name's seed (dfa_s42, run-seed3, bp.s1): what sets the runs of a group apart
+_SEED = re.compile(r"[-_.]?(?:s|seed)[-_]?\d+$", re.I)
+# the page's own script: a link to a check opens its collapsed detail, and pytest-html's log,
+# durations and environment move into one collapsed block at the bottom; no data in it
+_SCRIPT = """<script>
+(function () {
+  function openTarget() {
+    var id = decodeURIComponent(window.location.hash.slice(1));
+    for (var el = id && document.getElementById(id); el; el = el.parentElement) {
+      if (el.tagName === "DETAILS") { el.open = true; }
+    }
+  }
+  function tuckPytest() {
+    var box = document.getElementById("credit-audit-pytest-body");
+    if (!box) { return; }
+    ["#title + p", "#environment-header", "#environment", ".summary .run-count",
+     ".summary .filter", ".summary__reload", ".summary .controls", "#results-table"
+    ].forEach(function (sel) {
+      var el = document.querySelector(sel);
+      if (el) { box.appendChild(el); }
+    });
+  }
+  window.addEventListener("hashchange", openTarget);
+  document.addEventListener("DOMContentLoaded", function () { tuckPytest(); openTarget(); });
+})();
+</script>"""
 
 
-def _badge(verdict: str) -> str:
-    color = _COLORS.get(verdict, "#57606a")
-    return (
-        f'<span style="color:#fff;background:{color};padding:1px 6px;border-radius:3px;'
-        f'font-weight:bold">{escape(verdict)}</span>'
-    )
+@dataclass
+class Page:
+    """Everything the page shows; ``figures`` maps a record's key to the SVG its worker drew
+    ("" for none); a record without one gets its figure drawn here when ``mode`` wants it."""
+
+    records: dict
+    registry: Any
+    pitfall_ids: list
+    claim_items: list
+    options: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    mode: str = "failing"  # --audit-figures resolved for the run's size
+    asked: str = "auto"  # --audit-figures as given
+    partial: bool = False
+    demo: dict = field(default_factory=dict)  # the demo's verdicts, when the run is the demo
+
+    @property
+    def checkpoints(self) -> list:
+        return subjects(self.records, "checkpoint")
+
+    @property
+    def claims(self) -> list:
+        return subjects(self.records, "claim")
+
+    @property
+    def titles(self) -> dict:
+        """Check id -> the checklist's title, for the sentences."""
+        return {pid: p.item["title"] for pid, p in self.registry.pitfalls.items()}
+
+    @property
+    def compact(self) -> bool:
+        """A sweep: the verdict grid is a heatmap of icons, the PASS details are one line."""
+        return len(self.checkpoints) > FIGURES_UP_TO
 
 
-def _anchor(kind: str, subject: str | None, check: str) -> str:
-    raw = f"audit-{kind}-{subject or 'synthetic'}-{check}"
+def _slug(kind: str, subject: Any, check: str = "") -> str:
+    raw = f"audit-{kind}-{subject if subject is not None else 'synthetic'}"
+    raw += f"-{check}" if check else ""
     return "".join(c if c.isalnum() or c in "-_" else f"_{ord(c):x}" for c in raw)
 
 
-def _grid(
-    records: dict,
-    kind: str,
-    columns,
-    label: str,
-    table_id: str,
-    before: tuple | None = None,
-    after: tuple | None = None,
+def _cls(verdict: str) -> str:
+    return f"ca-{verdict}" if verdict in _ICONS else "ca-none"
+
+
+def _badge(verdict: str) -> str:
+    icon = _ICONS.get(verdict, "–")
+    return f'<span class="ca-badge {_cls(verdict)}">{icon} {escape(verdict)}</span>'
+
+
+def _cell(
+    record: CheckRecord | None, kind: str, subject: str, check: str, compact: bool, text: str = ""
 ) -> str:
-    """Subjects × checks; ``before``/``after`` are ``(header, subject -> text)`` columns of
-    plain text around the checks (escaped here)."""
-    names = subjects(records, kind)
-    if not names:
-        return ""
-    heads = [escape(label), *(escape(c) for c in columns)]
-    if before:
-        heads.insert(1, escape(before[0]))
-    if after:
-        heads.append(escape(after[0]))
-    head = "".join(f"<th>{h}</th>" for h in heads)
+    """A grid cell: icon, verdict and headline (``text`` instead when given), linking to the
+    check's detail; ``compact``: the icon alone, the rest in its tooltip."""
+    verdict = record.verdict if record else "-"
+    text = text or cell_text(record)
+    href = f"#{_slug(kind, subject, check)}"
+    if compact:
+        body = f'<a href="{href}" title="{escape(text)}">{_ICONS.get(verdict, "–")}</a>'
+    else:
+        body = f'<a href="{href}">{_ICONS.get(verdict, "–")} {escape(text)}</a>'
+    return f'<td class="ca-cell {_cls(verdict)}">{body}</td>'
+
+
+def _groups(page: Page) -> dict:
+    """The checkpoints by group: the file name without its seed, under the folder when the
+    checkpoints come from more than one folder (``dfa/run_s1.pt`` and ``dfa/run_s2.pt``)."""
+    paths = {}
+    for c in page.checkpoints:
+        s = checkpoint_summary(page.records, c)
+        paths[c] = Path(s.path) if s is not None and s.path else Path(str(c))
+    folders = {p.parent for p in paths.values()}
+    groups: dict = {}
+    for c, p in paths.items():
+        stem = _SEED.sub("", str(c)) or str(c)
+        name = f"{p.parent.name}/{stem}" if len(folders) > 1 else stem
+        groups.setdefault(name, []).append(c)
+    return groups
+
+
+def _group_rows(page: Page, width: int):
+    """``(header row or "", members)`` per group; no header rows when no group has two
+    runs (the demo: four different methods)."""
+    groups = _groups(page)
+    shown = any(len(m) > 1 for m in groups.values())
+    for name, members in groups.items():
+        head = (
+            f'<tr class="ca-group"><th colspan="{width}">{escape(name)}</th></tr>' if shown else ""
+        )
+        yield head, members
+
+
+# ---- the first screen ---------------------------------------------------------------------
+
+
+def conclusions_html(page: Page) -> str:
+    """One sentence per checkpoint and per claim: the verdict and its reasons in words."""
     rows = []
-    for subject in names:
-        cells = []
-        for col in columns:
-            rec = records.get((kind, subject, col))
-            verdict = rec.verdict if rec else "-"
-            cells.append(
-                f'<td style="border-left:4px solid {_COLORS.get(verdict, "#ccc")}">'
-                f'<a href="#{_anchor(kind, subject, col)}">{escape(cell_text(rec))}</a></td>'
-            )
-        if before:
-            cells.insert(0, f"<td>{escape(before[1](subject))}</td>")
-        if after:
-            cells.append(f"<td>{escape(after[1](subject))}</td>")
-        rows.append(f"<tr><th>{escape(str(subject))}</th>{''.join(cells)}</tr>")
+    for c in page.checkpoints:
+        verdict, text = checkpoint_sentence(page.records, c, page.pitfall_ids, page.titles)
+        rows.append(
+            f'<li class="{_cls(verdict)}">{_badge(verdict)} <a href="#{_slug("checkpoint", c)}">'
+            f"<b>{escape(str(c))}</b></a>: {escape(text)}</li>"
+        )
+    for c in page.claims:
+        verdict, text = claim_sentence(page.records, c, page.claim_items, page.titles)
+        said = _claim_field(page.records, c, "text")
+        quote = f" “{escape(said)}”" if said else ""
+        rows.append(
+            f'<li class="{_cls(verdict)}">{_badge(verdict)} claim <a href="#{_slug("claim", c)}">'
+            f"<b>{escape(str(c))}</b></a>{quote} {escape(text)}</li>"
+        )
+    if not rows:
+        return ""
+    partial = (
+        '<p class="ca-partial"><b>⚠ PARTIAL REPORT:</b> the run was interrupted before every '
+        "check ran; the verdicts below are the ones that finished.</p>"
+        if page.partial
+        else ""
+    )
     return (
-        f'<table class="credit-audit-grid" id="{table_id}" border="1" '
-        'style="border-collapse:collapse">'
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
-        "</tbody></table>"
+        f'<section id="credit-audit-conclusions"><h2>What the audit concludes</h2>{partial}'
+        f'<ul class="ca-conclusions">{"".join(rows)}</ul></section>'
     )
 
 
-def _claim_text(records: dict, claim_id: str) -> str:
-    """The claim's own words (its ``text``), from any of its records."""
+def _claim_field(records: dict, claim_id: str, name: str) -> str:
     for (kind, subject, _check), rec in records.items():
         if kind == "claim" and subject == claim_id and rec.claim:
-            return str(rec.claim.get("text") or "")
+            return str(rec.claim.get(name) or "")
     return ""
 
 
-def summary_grid_html(records: dict, pitfall_ids: list, claim_items: list) -> str:
-    """Checkpoints (and claims) × checks; each cell a verdict and headline linking to details."""
+def _legend(page: Page) -> str:
+    icons = " ".join(f"{_badge(v)}" for v in _ICONS)
     return (
-        "<h2>credit_audit verdicts</h2>"
-        + _grid(
-            records,
-            "checkpoint",
-            pitfall_ids,
-            "checkpoint",
-            "credit-audit-grid",
-            after=("Γ layer-mean", lambda c: layer_mean_text(records, c)),
+        f'<p class="ca-legend">{icons} — a cell links to the check\'s detail. '
+        "Γ layer-mean: the headline number, the per-sample cosine of the credit signal with "
+        "backprop's gradient, averaged over samples and layers.</p>"
+    )
+
+
+def grid_html(page: Page) -> str:
+    """Checkpoints × pitfalls (grouped by run when there are several groups) with the Γ
+    layer-mean; a heatmap of icons for a sweep (each cell's headline in its tooltip)."""
+    if not page.checkpoints:
+        return ""
+    heads = "".join(f"<th>{escape(p)}</th>" for p in page.pitfall_ids)
+    rows = []
+    for head, members in _group_rows(page, len(page.pitfall_ids) + 2):
+        rows.append(head)
+        for c in members:
+            cells = "".join(
+                _cell(page.records.get(("checkpoint", c, p)), "checkpoint", c, p, page.compact)
+                for p in page.pitfall_ids
+            )
+            rows.append(
+                f'<tr><th><a href="#{_slug("checkpoint", c)}">{escape(str(c))}</a></th>{cells}'
+                f'<td class="ca-num">{escape(layer_mean_text(page.records, c))}</td></tr>'
+            )
+    kind = "ca-heatmap" if page.compact else "ca-grid"
+    title = "Sweep: verdicts" if page.compact else "Verdicts"
+    return (
+        f"<h2>{title}</h2>{_legend(page)}"
+        f'<table class="ca-table {kind}" id="credit-audit-grid"><thead><tr><th>checkpoint</th>'
+        f"{heads}<th>Γ layer-mean</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def claims_html(page: Page) -> str:
+    """Each claim's text, stated and obtained value and difference; then claims × items."""
+    if not page.claims:
+        return ""
+    rows, grid = [], []
+    for c in page.claims:
+        rep = page.records.get(("claim", c, "reproduces"))
+        n, verdict = (rep.numbers, rep.verdict) if rep is not None else ({}, "-")
+        if "obtained" in n:
+            values = (
+                f"<td>{escape(_claim_field(page.records, c, 'metric'))}</td>"
+                f'<td class="ca-num">{n["expected"]:+.4f}</td>'
+                f'<td class="ca-num">{n["obtained"]:+.4f}</td>'
+                f'<td class="ca-num">{n["difference"]:+.4f}</td>'
+                f'<td class="ca-num">±{n["tolerance"]:g}</td>'
+            )
+        else:
+            values = f'<td colspan="5">{escape(rep.headline if rep else "not measured")}</td>'
+        rows.append(
+            f'<tr><th><a href="#{_slug("claim", c)}">{escape(str(c))}</a></th>'
+            f"<td>{escape(_claim_field(page.records, c, 'text'))}</td>"
+            f"<td><code>{escape(_claim_field(page.records, c, 'checkpoint'))}</code></td>"
+            f"{values}{_cell(rep, 'claim', c, 'reproduces', False, verdict)}</tr>"
         )
-        + _grid(
-            records,
-            "claim",
-            claim_items,
-            "claim",
-            "credit-audit-claims",
-            before=("the claim's text", lambda c: _claim_text(records, c)),
+        cells = "".join(
+            _cell(page.records.get(("claim", c, i)), "claim", c, i, False) for i in page.claim_items
         )
+        grid.append(f"<tr><th>{escape(str(c))}</th>{cells}</tr>")
+    heads = "".join(f"<th>{escape(i)}</th>" for i in page.claim_items)
+    return (
+        '<h2>Claims</h2><table class="ca-table" id="credit-audit-claims-values"><thead><tr>'
+        "<th>claim</th><th>the claim's text</th><th>checkpoint</th><th>metric</th>"
+        "<th>stated</th><th>obtained</th><th>difference</th><th>tolerance</th><th>reproduced</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f'<table class="ca-table ca-grid" id="credit-audit-claims"><thead><tr><th>claim</th>'
+        f"{heads}</tr></thead><tbody>{''.join(grid)}</tbody></table>"
     )
 
 
@@ -125,9 +288,210 @@ def demo_html(verdicts: dict) -> str:
     if not items:
         return ""
     return (
-        '<div class="credit-audit-demo"><p>The demo\'s reference checkpoints are built to show '
-        f"the pitfalls: their failures are intended.</p><ul>{items}</ul></div>"
+        '<div class="credit-audit-demo"><h2>The demo</h2><p>Its reference checkpoints are built '
+        f"to show the pitfalls: their failures are intended.</p><ul>{items}</ul></div>"
     )
+
+
+# ---- the sweep view: Γ per layer across checkpoints ---------------------------------------
+
+
+def _band(records: dict, ckpt: str) -> tuple[list, list] | None:
+    rec = records.get(("checkpoint", ckpt, "bs_specificity"))
+    n = rec.numbers if rec is not None else {}
+    if "per_layer_p01" in n and "per_layer_p99" in n:
+        return n["per_layer_p01"], n["per_layer_p99"]
+    return None
+
+
+def layers_html(page: Page) -> str:
+    """Γ per layer across checkpoints, grouped as the grid; the shade grows with |Γ| (blue
+    positive, red negative) and a value inside its layer's null band is set in italics."""
+    rows, scale, width = [], 0.0, 0
+    for c in page.checkpoints:
+        s = checkpoint_summary(page.records, c)
+        if s is not None and s.gamma_per_layer:
+            scale = max(scale, *(abs(g) for g in s.gamma_per_layer))
+            width = max(width, len(s.gamma_per_layer))
+    if len(page.checkpoints) < 2 or not width:
+        return ""
+    for head, members in _group_rows(page, width + 1):
+        rows.append(head)
+        for c in members:
+            s = checkpoint_summary(page.records, c)
+            gammas = (s.gamma_per_layer if s is not None else None) or []
+            band = _band(page.records, c)
+            cells = []
+            for i in range(width):
+                if i >= len(gammas) or gammas[i] is None:
+                    cells.append("<td>–</td>")
+                    continue
+                g = gammas[i]
+                alpha = 0.5 * min(1.0, abs(g) / scale) if scale else 0.0
+                rgb = "33,102,172" if g >= 0 else "178,24,43"
+                inside = band is not None and band[0][i] <= g <= band[1][i]
+                mark = ' class="ca-num ca-inside"' if inside else ' class="ca-num"'
+                cells.append(f'<td{mark} style="background:rgba({rgb},{alpha:.2f})">{g:+.3f}</td>')
+            rows.append(f"<tr><th>{escape(str(c))}</th>{''.join(cells)}</tr>")
+    heads = "".join(f"<th>l{i}</th>" for i in range(width))
+    return (
+        '<h2>Γ per layer across checkpoints</h2><p class="ca-legend">Shade: |Γ_l| (blue '
+        "positive, red negative). <i>Italics</i>: inside the layer's null band of fresh Bs, "
+        "i.e. no alignment specific to the training Bs at that layer.</p>"
+        '<table class="ca-table" id="credit-audit-layers"><thead><tr><th>checkpoint</th>'
+        f"{heads}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+# ---- every check's detail -----------------------------------------------------------------
+
+
+def _body(record: CheckRecord) -> str:
+    """The message without its first line when that line repeats the verdict and headline
+    the summary line shows."""
+    lines = (record.message or "").splitlines()
+    if lines and record.headline and lines[0] == f"{record.verdict}: {record.headline}":
+        lines = lines[1:]
+    return "\n".join(lines).strip("\n")
+
+
+def _figure(page: Page, record: CheckRecord) -> str:
+    svg = page.figures.get(record.key)
+    if svg is None and wants_figure(record.verdict, page.mode):
+        svg = figure_svg(
+            page.registry.pitfalls.get(record.check), record.numbers, record.thresholds
+        )
+    return figure_img(svg, f"{escape(record.check)} figure")
+
+
+def check_html(page: Page, record: CheckRecord, seen: dict) -> str:
+    """One check: its verdict and headline on a summary line (a PASS is collapsed), then the
+    question, the measured values and the figure. ``seen`` maps an error message already shown
+    to the check that showed it (a broken file fails every check with one message)."""
+    pitfall = page.registry.pitfalls.get(record.check)
+    title = pitfall.item["title"] if pitfall is not None else record.check
+    headline = record.headline if record.verdict != "ERROR" else ""
+    opened = "" if record.verdict == "PASS" else " open"
+    parts = [
+        f'<details class="ca-check {_cls(record.verdict)}" '
+        f'id="{_slug(record.kind, record.subject, record.check)}"{opened}>'
+        f"<summary>{_badge(record.verdict)} <b>{escape(title)}</b> "
+        f"<code>{escape(record.check)}</code>"
+        + (f" — {escape(headline)}" if headline else "")
+        + "</summary>"
+    ]
+    if pitfall is not None:
+        parts.append(f'<p class="ca-question">{escape(pitfall.item["question"])}</p>')
+    body = _body(record)
+    if record.verdict == "ERROR" and body in seen:
+        parts.append(f"<p>The same error as {escape(seen[body])}.</p>")
+    elif body and not (page.compact and record.verdict == "PASS"):
+        parts.append(f"<pre>{escape(body)}</pre>")
+        if record.verdict == "ERROR":
+            seen[body] = record.check
+    elif body:
+        parts.append('<p class="ca-note">The measured values are in the JSON results.</p>')
+    parts.append(_figure(page, record))
+    parts.append("</details>")
+    return "".join(parts)
+
+
+def _table(rows: list) -> str:
+    return "".join(
+        f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows if v not in ("",)
+    )
+
+
+def _compact(value: Any) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"{k}={_compact(v)}" for k, v in value.items())
+    return "none" if value is None else str(value)
+
+
+def provenance_html(page: Page, ckpt: str) -> str:
+    """The checkpoint's provenance in one collapsed block: the file, the feedback matrices,
+    the rule and model, the data, the options and seeds, and the environment."""
+    s = checkpoint_summary(page.records, ckpt)
+    if s is None:
+        return ""
+    bs = dict(s.bs_source or {})
+    recipe = bs.pop("recipe", "")
+    model = dict(s.model or {})
+    data = s.data or {}
+    anchors = page.records.get(("checkpoint", ckpt, "calibration_anchors"))
+    null = s.null or {}
+    seeds = {
+        "Bs": bs.get("seed", "stored" if bs.get("source") == "stored" else "none"),
+        "null": null.get("seed", page.options.get("null_seed")),
+        "anchors": (anchors.thresholds.get("seed") if anchors is not None else None),
+    }
+    env = page.environment or {}
+    rows = [
+        ("path", s.path),
+        ("sha256", s.sha256 or "not read"),
+        ("size", f"{s.size_bytes} bytes" if s.size_bytes is not None else ""),
+        ("format", s.format or ""),
+        ("stored dtypes", ", ".join(s.dtypes or [])),
+        ("unpickled (--trust-pickle)", "yes" if s.unpickled else "no (weights only)"),
+        ("feedback matrices (Bs)", _compact(bs) if bs else ""),
+        ("their recipe", recipe),
+        ("rule", s.rule or ""),
+        ("model", _compact(model.get("class")) + f" ({_compact(model.get('kwargs') or {})})"),
+        ("layers", _compact(model.get("layers")) if model.get("layers") else "the model's own"),
+        ("cosine", model.get("cosine", "")),
+        ("data", _compact(data)),
+        ("device", s.device or ""),
+        ("computed by", s.computed_by or ""),
+        ("seeds", _compact(seeds)),
+        ("options", _compact(page.options)),
+        (
+            "environment",
+            _compact({k: v for k, v in env.items() if k != "git_commit"}),
+        ),
+        ("git commit", env.get("git_commit") or "not in a git checkout"),
+    ]
+    return (
+        '<details class="ca-prov"><summary>Provenance: file, Bs, rule, model, data, options, '
+        f'seeds, environment</summary><table class="ca-table">{_table(rows)}</table></details>'
+    )
+
+
+def checks_html(page: Page) -> str:
+    """Each checkpoint's and claim's checks under its own heading, provenance first."""
+    out = []
+    for kind, names in (("checkpoint", page.checkpoints), ("claim", page.claims)):
+        for subject in names:
+            recs = [r for (k, s, _c), r in page.records.items() if k == kind and s == subject]
+            seen: dict = {}
+            verdict = (
+                checkpoint_sentence(page.records, subject, page.pitfall_ids)[0]
+                if kind == "checkpoint"
+                else claim_sentence(page.records, subject, page.claim_items)[0]
+            )
+            if kind == "checkpoint":
+                extra = provenance_html(page, subject)
+            else:
+                claim = next((r.claim for r in recs if r.claim), None)
+                extra = (
+                    '<details class="ca-prov"><summary>The claim and its protocol</summary><pre>'
+                    f"{escape(json.dumps(claim, indent=2, default=str))}</pre></details>"
+                    if claim
+                    else ""
+                )
+            out.append(
+                f'<section class="ca-subject" id="{_slug(kind, subject)}"><h3>{_badge(verdict)} '
+                f"{escape(kind)} <code>{escape(str(subject))}</code></h3>{extra}"
+                + "".join(check_html(page, r, seen) for r in recs)
+                + "</section>"
+            )
+    others = [r for (k, _s, _c), r in page.records.items() if k not in ("checkpoint", "claim")]
+    if others:
+        out.append(
+            '<section class="ca-subject"><h3>Known-answer checks</h3>'
+            + "".join(check_html(page, r, {}) for r in others)
+            + "</section>"
+        )
+    return f"<h2>Checks</h2>{figures_note(page.asked, page.mode)}{''.join(out)}"
 
 
 def figures_note(asked: str, mode: str) -> str:
@@ -148,71 +512,44 @@ def figures_note(asked: str, mode: str) -> str:
     return f'<p class="credit-audit-figures-note">{escape(text)}</p>'
 
 
-def checklist_html(records: dict, registry: Any) -> str:
-    """The checklist with each item's verdicts across checkpoints."""
+def checklist_html(page: Page) -> str:
+    """The checklist with each item's verdicts across checkpoints and claims."""
     items = []
-    for pitfall in registry.pitfalls.values():
+    for pitfall in page.registry.pitfalls.values():
         item = pitfall.item
         verdicts = [
             r.verdict
-            for (k, _c, chk), r in records.items()
+            for (k, _c, chk), r in page.records.items()
             if k in ("checkpoint", "claim") and chk == item["id"]
         ]
-        counts = ", ".join(f"{v} {verdicts.count(v)}" for v in _COLORS if v in verdicts)
+        counts = ", ".join(f"{v} {verdicts.count(v)}" for v in _ICONS if v in verdicts)
         items.append(
             f"<li><b>{escape(item['title'])}</b> (<code>{escape(item['id'])}</code>) "
             f"— {escape(counts or 'not run')}<br><i>{escape(item['question'])}</i></li>"
         )
-    return f"<h2>Checklist</h2><ol>{''.join(items)}</ol>"
+    return (
+        f'<section id="credit-audit-checklist"><h2>Checklist</h2><ol>{"".join(items)}</ol>'
+        "</section>"
+    )
 
 
-def details_html(
-    record: CheckRecord, registry: Any, figure: str | None = None, figures: str = "failing"
-) -> str:
-    """One check's extra: verdict, question, measured values, figure, why and fix.
+def audit_html(page: Page) -> str:
+    """The page's sections in reading order."""
+    return (
+        '<div id="credit-audit">'
+        + conclusions_html(page)
+        + grid_html(page)
+        + claims_html(page)
+        + demo_html(page.demo)
+        + layers_html(page)
+        + checks_html(page)
+        + checklist_html(page)
+        + "</div>"
+    )
 
-    ``figure`` is the figure already drawn (base64 SVG; "" for none), else it is drawn here
-    when ``figures`` (``--audit-figures``) asks for one."""
-    check = record.check
-    pitfall = registry.pitfalls.get(check)
-    parts = [
-        f'<div class="credit-audit-detail" id="{_anchor(record.kind, record.subject, check)}">',
-        f"<p>{_badge(record.verdict)} <b>{escape(check)}</b> on "
-        f"<code>{escape(str(record.subject or 'known-answer case'))}</code></p>",
-    ]
-    if pitfall is not None:
-        parts.append(f"<p><i>{escape(pitfall.item['question'])}</i></p>")
-    parts.append(f"<pre>{escape(record.message or '')}</pre>")
-    if figure is None and wants_figure(record.verdict, figures):
-        figure = figure_svg(pitfall, record.numbers, record.thresholds)
-    parts.append(figure_img(figure, f"{escape(check)} figure"))
-    if record.claim:
-        parts.append(
-            "<details><summary>claim and protocol</summary><pre>"
-            f"{escape(json.dumps(record.claim, indent=2, default=str))}</pre>"
-            "</details>"
-        )
-    summary = record.checkpoint
-    if summary is not None and summary.sha256:
-        prov = {
-            "path": record.path,
-            "format": summary.format,
-            "sha256": summary.sha256,
-            "size_bytes": summary.size_bytes,
-            "stored dtypes": summary.dtypes,
-            "unpickled (--trust-pickle)": summary.unpickled,
-            "bs_source": summary.bs_source,
-            "rule": summary.rule,
-            "model": summary.model,
-            "data": summary.data,
-            "device": summary.device,
-        }
-        parts.append(
-            "<details><summary>provenance</summary><pre>"
-            f"{escape(json.dumps(prov, indent=2, default=str))}</pre></details>"
-        )
-    parts.append("</div>")
-    return "".join(parts)
+
+def _css() -> str:
+    return (Path(__file__).parent / "audit.css").read_text(encoding="utf-8")
 
 
 def standalone_html(
@@ -223,40 +560,35 @@ def standalone_html(
     doc: dict,
     figures: str = "auto",
 ) -> str:
-    """A self-contained page without pytest-html (``python -m credit_audit merge``): the grid,
-    every check's detail, the checklist, the options and the environment of the merged runs."""
-    from pathlib import Path
-
-    css = (Path(__file__).parent / "audit.css").read_text(encoding="utf-8")
-    partial = (
-        ""
-        if doc.get("complete", True)
-        else '<p class="credit-audit-partial"><b>PARTIAL REPORT:</b> a part was interrupted '
-        "before every check ran; the verdicts below are the ones that finished.</p>"
+    """A self-contained page without pytest-html (``python -m credit_audit merge``)."""
+    page = Page(
+        records,
+        registry,
+        pitfall_ids,
+        claim_items,
+        options=doc.get("options") or {},
+        environment=doc.get("environment") or {},
+        mode=figure_mode(figures, len(doc.get("checkpoints") or [])),
+        asked=figures,
+        partial=not doc.get("complete", True),
     )
-    mode = figure_mode(figures, len(doc.get("checkpoints") or []))
-    details = "".join(details_html(r, registry, figures=mode) for r in records.values())
-    meta = {"options": doc.get("options"), "environment": doc.get("environment")}
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<title>credit_audit: alignment audit</title>"
-        f"<style>{css}</style></head><body>"
+        f"<style>{_css()}</style></head><body>"
         f"<h1>credit_audit: alignment audit</h1>"
         f"<p>Merged from {escape(str(doc.get('merged_from', '?')))} parts.</p>"
-        f"{partial}{summary_grid_html(records, pitfall_ids, claim_items)}"
-        f"{figures_note(figures, mode)}"
-        f"<h2>Checks</h2>{details}{checklist_html(records, registry)}"
-        "<details><summary>options and environment</summary><pre>"
-        f"{escape(json.dumps(meta, indent=2, default=str))}</pre></details>"
-        "</body></html>"
+        f"{audit_html(page)}{_SCRIPT}</body></html>"
     )
 
 
 class HtmlHooks:
-    """pytest-html hooks; holds the audit session's records for the summary grid."""
+    """pytest-html hooks: the page goes into pytest-html's summary; pytest's own results
+    table, durations and environment are tucked into a collapsed block at the bottom."""
 
     def __init__(self, run: Any):
         self.run = run  # the plugin's AuditRun: records, registry, options
+        self.figures: dict = {}  # record key -> the figure its worker drew
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
@@ -278,47 +610,49 @@ class HtmlHooks:
     def pytest_runtest_logreport(self, report) -> None:
         data = getattr(report, "credit_audit", None)
         if data is None or hasattr(self.run.config, "workerinput"):
-            return  # an xdist worker's report reaches the controller, which adds the extras once
-        from pytest_html import extras
-
-        html = details_html(
-            CheckRecord.from_json(data),
-            self.run.registry,
-            getattr(report, "credit_audit_figure", None),
-            self.run.figures(),
-        )
-        report.extras = [*getattr(report, "extras", []), extras.html(html)]
+            return  # an xdist worker's report reaches the controller, which keeps it once
+        figure = getattr(report, "credit_audit_figure", None)
+        if figure is not None:
+            self.figures[(data["kind"], data["subject"], data["check"])] = figure
 
     def pytest_html_results_table_html(self, report, data: list) -> None:
-        """pytest-html's log of an audited check repeats the check's message, which its
-        detail above already shows: leave the repetition out (an ERROR keeps its traceback,
-        and captured output stays)."""
+        """pytest-html's log of an audited check repeats the check's message, which the
+        audit above shows: leave the repetition out (an ERROR keeps its traceback, and
+        captured output stays)."""
         record = getattr(report, "credit_audit", None)
         if record is None or record.get("verdict") == "ERROR" or not data:
             return
         if report.longreprtext and data[0] == escape(report.longreprtext) + "\n":
             del data[0]
             if not data or data == ["No log output captured."]:
-                data[:] = ["The check's message is in its detail above; no other output."]
+                data[:] = ["The check's message is in the audit above; no other output."]
 
     def pytest_html_report_title(self, report) -> None:
         report.title = "credit_audit: alignment audit"
 
     def pytest_html_results_summary(self, prefix, summary, postfix) -> None:
-        records = self.run.records
-        if self.run.interrupted:
-            prefix.append(
-                '<p class="credit-audit-partial"><b>PARTIAL REPORT:</b> the run was interrupted '
-                "before every check ran; the verdicts below are the ones that finished.</p>"
-            )
-        prefix.append(
-            summary_grid_html(records, list(self.run.registry.pitfalls), self.run.claim_items())
+        from credit_audit.report.json_writer import environment
+
+        run = self.run
+        page = Page(
+            run.records,
+            run.registry,
+            list(run.registry.pitfalls),
+            run.claim_items(),
+            options=run.opts.deciding(),
+            environment=environment(),
+            figures=self.figures,
+            mode=run.figures(),
+            asked=run.opts.figures,
+            partial=run.interrupted,
+            demo=demo_verdicts(run.records, run.opts, list(run.registry.pitfalls)),
         )
-        prefix.append(
-            demo_html(demo_verdicts(records, self.run.opts, list(self.run.registry.pitfalls)))
+        prefix.append(audit_html(page))
+        postfix.append(
+            "<details id=\"credit-audit-pytest\"><summary>pytest's own report: every test's "
+            "log and duration, the environment</summary>"
+            f'<div id="credit-audit-pytest-body"></div></details>{_SCRIPT}'
         )
-        prefix.append(figures_note(self.run.opts.figures, self.run.figures()))
-        postfix.append(checklist_html(records, self.run.registry))
 
     def pytest_metadata(self, metadata, config) -> None:
         """pytest-metadata's hook: environment and the options that decide the numbers."""
