@@ -3,15 +3,16 @@
 Plain text built from the records (the renderers escape it). A checkpoint's sentence states
 its verdict on the headline Γ, the most telling reason in its check's own words, and names the
 other checks that fail or warn; a claim's states whether its number was reproduced and which
-checks fail or warn for its protocol.
+checks fail or warn for its protocol; a sweep's group of runs (one method's seeds) gets one
+that says which failures all its runs share.
 """
 
 from __future__ import annotations
 
 from credit_audit.records import ERROR, FAIL, PASS, WARN, CheckRecord, worst
-from credit_audit.report._records import layer_mean_text
+from credit_audit.report._records import checkpoint_summary, layer_mean_text
 
-__all__ = ["checkpoint_sentence", "claim_sentence"]
+__all__ = ["checkpoint_sentence", "claim_sentence", "group_sentence"]
 
 # which failure says most about "is this Γ evidence of alignment?": is there any Bs-specific
 # alignment, is it all layer 0, is the reference gradient real, then the metric's pitfalls
@@ -119,3 +120,44 @@ def claim_sentence(
     if warning:
         text += f" Warning: {_titled(titles, warning)}."
     return verdict, text
+
+
+def group_sentence(
+    records: dict, members: list, checks: list, titles: dict | None = None
+) -> tuple[str, str]:
+    """``(verdict, sentence)`` for a group of runs (one method's seeds): how many hold, the
+    failures every run shares, those only some have, and the range of their Γ."""
+    titles = titles or {}
+    verdicts = [checkpoint_sentence(records, c, checks, titles)[0] for c in members]
+    n = len(members)
+    counts = [
+        f"{verdicts.count(v)} {word}"
+        for v, word in ((FAIL, "do not hold up"), (ERROR, "could not be audited"))
+        + ((WARN, "hold with a caveat"), (PASS, "hold"))
+        if verdicts.count(v)
+    ]
+    text = f"{n} runs: {', '.join(counts)}."
+    for bad, word in (((FAIL, ERROR), "fail"), ((WARN,), "warn")):
+        every, some = [], []
+        for c in checks:
+            hit = sum(
+                1
+                for m in members
+                if (r := records.get(("checkpoint", m, c))) is not None and r.verdict in bad
+            )
+            if hit == n:
+                every.append(titles.get(c, c))
+            elif hit:
+                some.append(f"{titles.get(c, c)} ({hit} of {n})")
+        if every:
+            text += f" All {word}: {', '.join(every)}."
+        if some:
+            text += f" Some {word}: {', '.join(some)}."
+    means = [
+        s.gamma_layer_mean
+        for c in members
+        if (s := checkpoint_summary(records, c)) is not None and s.gamma_layer_mean is not None
+    ]
+    if means:
+        text += f" Γ layer-mean from {min(means):+.4f} to {max(means):+.4f}."
+    return worst(verdicts), text

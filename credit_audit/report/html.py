@@ -27,7 +27,7 @@ from credit_audit.report._records import (
     layer_mean_text,
     subjects,
 )
-from credit_audit.report.conclusions import checkpoint_sentence, claim_sentence
+from credit_audit.report.conclusions import checkpoint_sentence, claim_sentence, group_sentence
 from credit_audit.report.figures import (
     FIGURES_UP_TO,
     figure_img,
@@ -146,17 +146,26 @@ def _groups(page: Page) -> dict:
         stem = _SEED.sub("", str(c)) or str(c)
         name = f"{p.parent.name}/{stem}" if len(folders) > 1 else stem
         groups.setdefault(name, []).append(c)
-    return groups
+    return {name: sorted(members, key=_natural) for name, members in groups.items()}
 
 
-def _group_rows(page: Page, width: int):
+def _natural(name: Any) -> list:
+    """``run_s2`` before ``run_s10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(name))]
+
+
+def _group_rows(page: Page, width: int, anchored: bool = False):
     """``(header row or "", members)`` per group; no header rows when no group has two
-    runs (the demo: four different methods)."""
+    runs (the demo: four different methods). ``anchored``: the rows are the groups' link
+    targets (the verdict grid's)."""
     groups = _groups(page)
     shown = any(len(m) > 1 for m in groups.values())
     for name, members in groups.items():
+        anchor = f' id="{_slug("group", name)}"' if anchored else ""
         head = (
-            f'<tr class="ca-group"><th colspan="{width}">{escape(name)}</th></tr>' if shown else ""
+            f'<tr class="ca-group"{anchor}><th colspan="{width}">{escape(name)}</th></tr>'
+            if shown
+            else ""
         )
         yield head, members
 
@@ -167,12 +176,21 @@ def _group_rows(page: Page, width: int):
 def conclusions_html(page: Page) -> str:
     """One sentence per checkpoint and per claim: the verdict and its reasons in words."""
     rows = []
-    for c in page.checkpoints:
-        verdict, text = checkpoint_sentence(page.records, c, page.pitfall_ids, page.titles)
-        rows.append(
-            f'<li class="{_cls(verdict)}">{_badge(verdict)} <a href="#{_slug("checkpoint", c)}">'
-            f"<b>{escape(str(c))}</b></a>: {escape(text)}</li>"
-        )
+    if page.compact:  # a sweep: one sentence per group of runs, each run's in its section
+        for name, members in _groups(page).items():
+            verdict, text = group_sentence(page.records, members, page.pitfall_ids, page.titles)
+            rows.append(
+                f'<li class="{_cls(verdict)}">{_badge(verdict)} <a href="#{_slug("group", name)}">'
+                f"<b>{escape(name)}</b></a>: {escape(text)}</li>"
+            )
+    else:
+        for c in page.checkpoints:
+            verdict, text = checkpoint_sentence(page.records, c, page.pitfall_ids, page.titles)
+            rows.append(
+                f'<li class="{_cls(verdict)}">{_badge(verdict)} '
+                f'<a href="#{_slug("checkpoint", c)}"><b>{escape(str(c))}</b></a>: '
+                f"{escape(text)}</li>"
+            )
     for c in page.claims:
         verdict, text = claim_sentence(page.records, c, page.claim_items, page.titles)
         said = _claim_field(page.records, c, "text")
@@ -218,7 +236,7 @@ def grid_html(page: Page) -> str:
         return ""
     heads = "".join(f"<th>{escape(p)}</th>" for p in page.pitfall_ids)
     rows = []
-    for head, members in _group_rows(page, len(page.pitfall_ids) + 2):
+    for head, members in _group_rows(page, len(page.pitfall_ids) + 2, anchored=True):
         rows.append(head)
         for c in members:
             cells = "".join(
@@ -346,12 +364,16 @@ def layers_html(page: Page) -> str:
 # ---- every check's detail -----------------------------------------------------------------
 
 
-def _body(record: CheckRecord) -> str:
-    """The message without its first line when that line repeats the verdict and headline
-    the summary line shows."""
+def _body(record: CheckRecord, item: dict | None) -> str:
+    """The message without what the page shows elsewhere: its first line when it repeats the
+    verdict and headline of the summary line, and the checklist's why and fix (the checklist
+    at the end has them once)."""
     lines = (record.message or "").splitlines()
     if lines and record.headline and lines[0] == f"{record.verdict}: {record.headline}":
         lines = lines[1:]
+    if item is not None:
+        told = {f"Why it matters: {item.get('why')}", f"How to fix: {item.get('fix')}"}
+        lines = [ln for ln in lines if ln not in told]
     return "\n".join(lines).strip("\n")
 
 
@@ -381,8 +403,11 @@ def check_html(page: Page, record: CheckRecord, seen: dict) -> str:
         + "</summary>"
     ]
     if pitfall is not None:
-        parts.append(f'<p class="ca-question">{escape(pitfall.item["question"])}</p>')
-    body = _body(record)
+        parts.append(
+            f'<p class="ca-question">{escape(pitfall.item["question"])} '
+            f'<a href="#{_slug("checklist", record.check)}">Why it matters, how to fix</a></p>'
+        )
+    body = _body(record, pitfall.item if pitfall is not None else None)
     if record.verdict == "ERROR" and body in seen:
         parts.append(f"<p>The same error as {escape(seen[body])}.</p>")
     elif body and not (page.compact and record.verdict == "PASS"):
@@ -425,7 +450,6 @@ def provenance_html(page: Page, ckpt: str) -> str:
         "null": null.get("seed", page.options.get("null_seed")),
         "anchors": (anchors.thresholds.get("seed") if anchors is not None else None),
     }
-    env = page.environment or {}
     rows = [
         ("path", s.path),
         ("sha256", s.sha256 or "not read"),
@@ -443,17 +467,24 @@ def provenance_html(page: Page, ckpt: str) -> str:
         ("device", s.device or ""),
         ("computed by", s.computed_by or ""),
         ("seeds", _compact(seeds)),
-        ("options", _compact(page.options)),
-        (
-            "environment",
-            _compact({k: v for k, v in env.items() if k != "git_commit"}),
-        ),
-        ("git commit", env.get("git_commit") or "not in a git checkout"),
     ]
+    if page.compact:  # a sweep's runs share them: once, in the run's provenance
+        rows.append(("options, environment", "the run's: see “The run's provenance” above"))
+    else:
+        rows += _run_rows(page)
     return (
         '<details class="ca-prov"><summary>Provenance: file, Bs, rule, model, data, options, '
         f'seeds, environment</summary><table class="ca-table">{_table(rows)}</table></details>'
     )
+
+
+def _run_rows(page: Page) -> list:
+    env = page.environment or {}
+    return [
+        ("options", _compact(page.options)),
+        ("environment", _compact({k: v for k, v in env.items() if k != "git_commit"})),
+        ("git commit", env.get("git_commit") or "not in a git checkout"),
+    ]
 
 
 def checks_html(page: Page) -> str:
@@ -463,10 +494,10 @@ def checks_html(page: Page) -> str:
         for subject in names:
             recs = [r for (k, s, _c), r in page.records.items() if k == kind and s == subject]
             seen: dict = {}
-            verdict = (
-                checkpoint_sentence(page.records, subject, page.pitfall_ids)[0]
+            verdict, sentence = (
+                checkpoint_sentence(page.records, subject, page.pitfall_ids, page.titles)
                 if kind == "checkpoint"
-                else claim_sentence(page.records, subject, page.claim_items)[0]
+                else claim_sentence(page.records, subject, page.claim_items, page.titles)
             )
             if kind == "checkpoint":
                 extra = provenance_html(page, subject)
@@ -478,9 +509,14 @@ def checks_html(page: Page) -> str:
                     if claim
                     else ""
                 )
+            said = (
+                f'<p class="ca-sentence">{escape(sentence)}</p>'
+                if kind == "checkpoint" and page.compact
+                else ""  # the first screen says it already
+            )
             out.append(
                 f'<section class="ca-subject" id="{_slug(kind, subject)}"><h3>{_badge(verdict)} '
-                f"{escape(kind)} <code>{escape(str(subject))}</code></h3>{extra}"
+                f"{escape(kind)} <code>{escape(str(subject))}</code></h3>{said}{extra}"
                 + "".join(check_html(page, r, seen) for r in recs)
                 + "</section>"
             )
@@ -491,7 +527,13 @@ def checks_html(page: Page) -> str:
             + "".join(check_html(page, r, {}) for r in others)
             + "</section>"
         )
-    return f"<h2>Checks</h2>{figures_note(page.asked, page.mode)}{''.join(out)}"
+    run = (
+        '<details class="ca-prov"><summary>The run\'s provenance: options, environment, git '
+        f'commit</summary><table class="ca-table">{_table(_run_rows(page))}</table></details>'
+        if page.compact
+        else ""
+    )
+    return f"<h2>Checks</h2>{figures_note(page.asked, page.mode)}{run}{''.join(out)}"
 
 
 def figures_note(asked: str, mode: str) -> str:
@@ -523,9 +565,14 @@ def checklist_html(page: Page) -> str:
             if k in ("checkpoint", "claim") and chk == item["id"]
         ]
         counts = ", ".join(f"{v} {verdicts.count(v)}" for v in _ICONS if v in verdicts)
+        why, fix = item.get("why"), item.get("fix")
         items.append(
-            f"<li><b>{escape(item['title'])}</b> (<code>{escape(item['id'])}</code>) "
-            f"— {escape(counts or 'not run')}<br><i>{escape(item['question'])}</i></li>"
+            f'<li id="{_slug("checklist", item["id"])}"><b>{escape(item["title"])}</b> '
+            f"(<code>{escape(item['id'])}</code>) — {escape(counts or 'not run')}"
+            f"<br><i>{escape(item['question'])}</i>"
+            + (f"<br>Why it matters: {escape(why)}" if why else "")
+            + (f"<br>How to fix: {escape(fix)}" if fix else "")
+            + "</li>"
         )
     return (
         f'<section id="credit-audit-checklist"><h2>Checklist</h2><ol>{"".join(items)}</ol>'
