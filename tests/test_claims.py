@@ -169,6 +169,8 @@ def test_claims_gate_end_to_end(pytester, reference, demo_run):
     grid = page[page.index('id="credit-audit-claims-values"') :]
     assert "<th>the claim's text</th>" in grid
     assert "Penalized DFA aligns: &lt;b&gt;Gamma&lt;/b&gt; = 0.247 &amp; more" in grid
+    said = page[page.index('id="credit-audit-conclusions"') : page.index("credit-audit-claims")]
+    assert "“Penalized DFA aligns: &lt;b&gt;Gamma&lt;/b&gt; = 0.247 &amp; more”" in said
     assert verdicts["fails-a-pitfall"]["layer0_dominance"] == "FAIL"
     assert claims["fails-a-pitfall"]["verdict"] == "FAIL"
     result.stdout.fnmatch_lines(
