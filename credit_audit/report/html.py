@@ -402,7 +402,7 @@ def check_html(page: Page, record: CheckRecord, seen: dict) -> str:
         + (f" — {escape(headline)}" if headline else "")
         + "</summary>"
     ]
-    if pitfall is not None:
+    if pitfall is not None and not page.compact:  # a sweep's page: the checklist asks it once
         parts.append(
             f'<p class="ca-question">{escape(pitfall.item["question"])} '
             f'<a href="#{_slug("checklist", record.check)}">Why it matters, how to fix</a></p>'
