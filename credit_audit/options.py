@@ -183,8 +183,8 @@ OPTIONS: tuple[Option, ...] = (
         parsers.choice("gaussian", "uniform", "xavier_uniform"),
         None,
         "Distribution of the feedback matrices' entries, for reconstruction and for the "
-        "null's fresh draws: gaussian (randn/sqrt(fan-in), the seeds'), uniform (rand*2-1, "
-        "TinyDFA's) or xavier_uniform (BioTorch's).",
+        "null's fresh draws: gaussian (randn/sqrt(fan-in), the research scripts'), uniform "
+        "(rand*2-1, TinyDFA's) or xavier_uniform (BioTorch's).",
         "the checkpoint config's bs_init, else gaussian",
         "INIT",
         deciding=True,

@@ -181,7 +181,7 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
     measured = (
         f"Bs {where}; null of K={r.draws} fresh Bs (seed {r.seed}, {r.generator}); "
         f"band between percentiles {thresholds['band_low_pct']} and "
-        f"{thresholds['band_high_pct']}; p = {r.p_value:.4f}; the seeds' reading "
+        f"{thresholds['band_high_pct']}; p = {r.p_value:.4f}; the research scripts' reading "
         f"of the null mean {r.layer_mean_mean:+.4f}: {r.reading}.\n"
         + table(["layer", "Γ given Bs", "null mean", "null std", "p01", "p99", "z", "band"], rows)
     )

@@ -238,7 +238,8 @@ class DfaRule(CreditRule):
         if seed is None:
             raise CreditAuditError(
                 f"checkpoint {source}: holds no Bs and no --bs-seed was given; store the Bs in "
-                "the checkpoint or pass --bs-seed=S to reconstruct them by the seeds' recipe"
+                "the checkpoint or pass --bs-seed=S to reconstruct them by the research "
+                "scripts' recipe"
             )
         own = None if claim_says else ckpt.ref.bs_device
         bs_device = own or (device if opts.bs_device == "auto" else opts.bs_device)
