@@ -89,3 +89,19 @@ def test_a_claim_says_whether_its_number_was_reproduced():
     recs[("claim", "c", "reproduces")].verdict = "FAIL"
     assert "not reproduced: obtained +0.2465" in claim_sentence(recs, "c", ["reproduces"])[1]
     assert "beyond ±0.01" in claim_sentence(recs, "c", ["reproduces"])[1]
+
+
+def test_the_layer_table_takes_a_layer_without_a_number():
+    """Γ per layer across checkpoints: a non-finite Γ (written as None) shows as a dash and does
+    not stop the table; a value inside its layer's null band is set in italics."""
+    from credit_audit.registry import default_registry
+    from credit_audit.report.html import Page, layers_html
+
+    recs = {**records("a_s1", ["PASS"] * 4), **records("a_s2", ["PASS"] * 4)}
+    recs[("checkpoint", "a_s1", "eps_clamping")].checkpoint.gamma_per_layer = [0.2, None]
+    recs[("checkpoint", "a_s2", "eps_clamping")].checkpoint.gamma_per_layer = [0.01, -0.4]
+    band = {"per_layer_p01": [-0.05, -0.05], "per_layer_p99": [0.05, 0.05]}
+    recs[("checkpoint", "a_s2", "bs_specificity")].numbers = band
+    table = layers_html(Page(recs, default_registry(), CHECKS, []))
+    assert "<td>–</td>" in table and table.count('class="ca-num ca-inside"') == 1
+    assert 'rgba(178,24,43,0.50)">-0.400' in table  # the largest |Γ|: the full shade, red

@@ -329,7 +329,7 @@ def layers_html(page: Page) -> str:
     for c in page.checkpoints:
         s = checkpoint_summary(page.records, c)
         if s is not None and s.gamma_per_layer:
-            scale = max(scale, *(abs(g) for g in s.gamma_per_layer))
+            scale = max([scale, *(abs(g) for g in s.gamma_per_layer if g is not None)])
             width = max(width, len(s.gamma_per_layer))
     if len(page.checkpoints) < 2 or not width:
         return ""
@@ -347,7 +347,8 @@ def layers_html(page: Page) -> str:
                 g = gammas[i]
                 alpha = 0.5 * min(1.0, abs(g) / scale) if scale else 0.0
                 rgb = "33,102,172" if g >= 0 else "178,24,43"
-                inside = band is not None and band[0][i] <= g <= band[1][i]
+                low, high = (band[0][i], band[1][i]) if band and i < len(band[0]) else (None, None)
+                inside = low is not None and high is not None and low <= g <= high
                 mark = ' class="ca-num ca-inside"' if inside else ' class="ca-num"'
                 cells.append(f'<td{mark} style="background:rgba({rgb},{alpha:.2f})">{g:+.3f}</td>')
             rows.append(f"<tr><th>{escape(str(c))}</th>{''.join(cells)}</tr>")
