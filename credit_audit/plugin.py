@@ -396,6 +396,7 @@ class AuditHooks:
             list(self.run.registry.pitfalls),
             self.run.claim_items(),
             self.run.interrupted,
+            self.run.registry,
         )
         for line in lines:
             terminalreporter.write_line(line)

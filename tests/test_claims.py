@@ -174,7 +174,8 @@ def test_claims_gate_end_to_end(pytester, reference, demo_run):
     assert verdicts["fails-a-pitfall"]["layer0_dominance"] == "FAIL"
     assert claims["fails-a-pitfall"]["verdict"] == "FAIL"
     result.stdout.fnmatch_lines(
-        ["*claim *complete *reproduces*", "true-claim *PASS *PASS *", "wrong-value *PASS *FAIL *"]
+        ["claim", "  complete *reproduces*", "true-claim", "  PASS *PASS *", "wrong-value"]
+        + ["  PASS *FAIL *", "*reproduces = the claim's value, obtained vs stated."]
     )
     assert 'name="claim_reproduces[wrong-value]"' in xml.read_text()
 

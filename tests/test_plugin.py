@@ -46,9 +46,16 @@ def test_demo_end_to_end(pytester, audit_env):
             "null_seed=12345*",
             "collected 25 items",
             "*credit_audit verdicts*",
-            "dfa_s42 *FAIL bias* FAIL*FAIL*PASS*FAIL*FAIL l0*",
-            "dfa_pen_s42 *PASS*PASS z*PASS*PASS l0*",
-            "dfa_foreign_bs_s42 *FAIL z*",
+            "checkpoint",
+            "  eps bias *floor *anchors ρ(g) *Bs z *aggr *layer0 l0 *Γ mean",
+            "dfa_s42",
+            "  FAIL -0.023 *FAIL ‖g‖ 9.4e-09 *FAIL*PASS*FAIL*FAIL 72%*",
+            "dfa_pen_s42",
+            "  PASS*PASS*WARN +0.897 *PASS +23.1 *PASS*PASS 15%*",
+            "dfa_foreign_bs_s42",
+            "  PASS*FAIL +1.1 *",
+            "Columns:",
+            "  eps = eps_clamping; bias: Γ with F.cosine_similarity's eps clamp minus*",
             "The demo's reference checkpoints are built to show the pitfalls*",
             "  bp_s42: backprop*",
             "  dfa_s42: vanilla DFA*",
@@ -59,6 +66,17 @@ def test_demo_end_to_end(pytester, audit_env):
             "JSON results: *credit-audit/results.json",
         ]
     )
+    # the summary fits in 100 columns (the copyable command aside) and names every column
+    block = result.outlines[result.outlines.index("checkpoint") :]
+    block = block[: next(i for i, ln in enumerate(block) if ln.startswith("JSON results:"))]
+    assert max(len(ln) for ln in block if not ln.startswith("  pytest --ckpt=")) <= 100
+    legend = " ".join(block[block.index("Columns:") :])
+    for short, pid in [
+        ("eps", "eps_clamping"),
+        ("floor", "gradient_floor"),
+        ("Bs", "bs_specificity"),
+    ]:
+        assert f"{short} = {pid}" in legend
     out = " ".join(ln.strip() for ln in result.outlines)  # the explanations are wrapped
     assert out.count("This run: as expected.") == 4 and "NOT as expected" not in out
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
@@ -110,7 +128,7 @@ def test_demo_end_to_end(pytester, audit_env):
     # the printed command audits dfa_s42 by its path with the demo's verdicts
     command = next(ln for ln in result.outlines if ln.startswith("  pytest --ckpt="))
     alone = pytester.runpytest(*command.split()[1:], "-p", "no:cacheprovider")
-    alone.stdout.fnmatch_lines(["dfa_s42 *FAIL bias* FAIL*FAIL*PASS*FAIL*FAIL l0*"])
+    alone.stdout.fnmatch_lines(["dfa_s42 *FAIL -0.023 *FAIL*FAIL*PASS*FAIL*FAIL 72%*"])
 
 
 def test_one_broken_checkpoint_does_not_stop_the_others(pytester, small_ckpts):

@@ -217,8 +217,12 @@ def test_user_fixture_and_hooks_extend_the_audit(pytester, small_ckpt):
         [
             "*credit_audit *rule=flipped*",
             "collected 8 items",
-            "checkpoint *layer0_dominance*deep_mean*",
-            "small *FAIL deep [+-]0.0*",
+            "checkpoint",
+            "  eps bias *layer0 l0 *deep_mean deep",  # its own unit moves into its header
+            "small",
+            "  PASS*FAIL [+-]0.0*",
+            "Columns:",
+            "*  deep_mean",
         ]
     )
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from credit_audit.report._records import cell_text, demo_verdicts, layer_mean_text, subjects
@@ -9,11 +10,84 @@ from credit_audit.report._records import cell_text, demo_verdicts, layer_mean_te
 __all__ = ["summary_lines"]
 
 
+#: the terminal summary's width: every grid and legend line fits in it
+WIDTH = 100
+
+
 def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     return [
-        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
     ]
+
+
+def _unit(cells: list[str]) -> str:
+    """The unit every headline of a column shares (``bias`` in ``FAIL bias -0.023``), or ""
+    (a column mixes ``‖g‖`` and ``s(1e-06)``, or shows bare verdicts)."""
+    units = {c.split(" ")[1] for c in cells if len(c.split(" ")) == 3 and "n/a" not in c}
+    values = [c for c in cells if len(c.split(" ")) > 1 and "n/a" not in c]
+    if len(units) != 1 or not values or any(len(c.split(" ")) != 3 for c in values):
+        return ""
+    return units.pop()
+
+
+def _columns(records: dict, kind: str, names: list, checks: list, shorts: dict) -> tuple:
+    """Headers and per-subject cells; a column's shared unit moves into its header."""
+    heads, columns = [], []
+    for check in checks:
+        cells = [cell_text(records.get((kind, n, check))) for n in names]
+        unit = _unit(cells)
+        if unit:
+            cells = [c.replace(f" {unit} ", " ", 1) for c in cells]
+        heads.append(f"{shorts.get(check, check)} {unit}".strip())
+        columns.append(cells)
+    rows = [[col[i] for col in columns] for i in range(len(names))]
+    return heads, rows
+
+
+def _grid(label: str, names: list, heads: list, rows: list) -> list[str]:
+    """One line per subject when it fits in :data:`WIDTH`; else the subject's name on a line
+    of its own and its cells below, indented, in as many lines as they need (the header
+    likewise)."""
+    one = _aligned([label, *heads], [[str(n), *r] for n, r in zip(names, rows, strict=True)])
+    if max(len(line) for line in one) <= WIDTH:
+        return one
+    widths = [max(len(c) for c in [h, *(r[i] for r in rows)]) for i, h in enumerate(heads)]
+    chunks, chunk, used = [], [], 2
+    for i, w in enumerate(widths):
+        if chunk and used + 2 + w > WIDTH:
+            chunks.append(chunk)
+            chunk, used = [], 2
+        used += (2 if chunk else 0) + w
+        chunk.append(i)
+    chunks.append(chunk)
+
+    def lines(cells: list) -> list[str]:
+        return [("  " + "  ".join(cells[i].ljust(widths[i]) for i in c)).rstrip() for c in chunks]
+
+    out = [label, *lines(heads)]
+    for name, cells in zip(names, rows, strict=True):
+        out += textwrap.wrap(str(name), WIDTH, break_on_hyphens=False) or [""]
+        out += lines(cells)
+    return out
+
+
+def _legend(registry: Any, checks: list) -> list[str]:
+    """Each short header's pitfall and the units its headlines use, one wrapped entry each."""
+    lines = ["Columns:"]
+    for check in checks:
+        pitfall = registry.pitfalls.get(check) if registry is not None else None
+        item = pitfall.item if pitfall is not None else {}
+        units = "; ".join(f"{u}: {text}" for u, text in (item.get("units") or {}).items())
+        short = item.get("short", check)
+        entry = (check if short == check else f"{short} = {check}") + (
+            f"; {units}" if units else ""
+        )
+        lines += textwrap.wrap(
+            entry, WIDTH, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False
+        )
+    return lines
 
 
 def _demo_lines(records: dict, verdicts: dict) -> list[str]:
@@ -49,29 +123,31 @@ def summary_lines(
     pitfall_ids: list[str],
     claim_items: list[str],
     interrupted: bool = False,
+    registry: Any = None,
 ) -> list[str]:
-    """Lines for pytest's terminal summary; ``records`` maps (kind, subject, check) -> record."""
+    """Lines for pytest's terminal summary, none wider than :data:`WIDTH`; ``records`` maps
+    (kind, subject, check) -> record; ``registry`` gives the columns' short names and units."""
+    shorts = {
+        pid: p.item.get("short", pid)
+        for pid, p in (registry.pitfalls.items() if registry is not None else ())
+    }
     lines = ["", "credit_audit verdicts".center(40, "=")]
     ckpts = subjects(records, "checkpoint")
     if ckpts:
-        lines += _aligned(
-            ["checkpoint", *pitfall_ids, "Γ layer-mean"],
-            [
-                [
-                    c,
-                    *(cell_text(records.get(("checkpoint", c, p))) for p in pitfall_ids),
-                    layer_mean_text(records, c),
-                ]
-                for c in ckpts
-            ],
-        )
+        heads, rows = _columns(records, "checkpoint", ckpts, pitfall_ids, shorts)
+        rows = [[*r, layer_mean_text(records, c)] for r, c in zip(rows, ckpts, strict=True)]
+        lines += _grid("checkpoint", ckpts, [*heads, "Γ mean"], rows)
     claims = subjects(records, "claim")
     if claims:
         lines.append("")
-        lines += _aligned(
-            ["claim", *claim_items],
-            [[c, *(cell_text(records.get(("claim", c, i))) for i in claim_items)] for c in claims],
-        )
+        heads, rows = _columns(records, "claim", claims, claim_items, shorts)
+        lines += _grid("claim", claims, heads, rows)
+    if ckpts or claims:
+        lines += _legend(registry, [p for p in pitfall_ids if p in shorts])
+        if ckpts:
+            lines.append("  Γ mean = the layer-mean Γ, the headline number.")
+        if claims:
+            lines.append("  reproduces = the claim's value, obtained vs stated.")
     lines += _demo_lines(records, demo_verdicts(records, opts, pitfall_ids))
     for (kind, _subject, check), rec in records.items():
         if kind == "known_answer":
