@@ -38,6 +38,7 @@ class AuditRun:
         self.records: dict[tuple, CheckRecord] = {}
         self.verifier: Any = None
         self.interrupted = False  # Ctrl-C: the reports say they are partial
+        self.claims_error: str | None = None  # --audit-write-claims could not write its file
         self._registry: Any = None
         self._session: Any = None
         self._figures: str | None = None

@@ -1,5 +1,6 @@
 """Pure metric functions on tensors that the rules, the shared pass and the pitfalls share:
-the unclamped per-row cosine, robust row norms, and input validation that quotes shapes."""
+the unclamped per-row cosine, robust row norms, input validation that quotes shapes, and the
+headline numbers' standard errors over samples."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from typing import Any
 
 from credit_audit._errors import CreditAuditError
 
-__all__ = ["cosine_unclamped", "flat_rows", "row_norm", "same_layers", "same_shape"]
+__all__ = [
+    "cosine_unclamped",
+    "flat_rows",
+    "row_norm",
+    "same_layers",
+    "same_shape",
+    "standard_errors",
+]
 
 
 def same_layers(**lists: Any) -> int:
@@ -80,3 +88,33 @@ def cosine_unclamped(a: Any, g: Any) -> Any:
     out = torch.where(ok, (au * gu).sum(-1), 0.0).clamp(-1.0, 1.0)
     finite = torch.isfinite(a).all(-1) & torch.isfinite(g).all(-1)
     return torch.where(finite, out, float("nan"))
+
+
+def standard_errors(cos: Any) -> dict:
+    """Standard errors over the N samples of a per-sample cosine matrix ``cos`` (L+1, N), in
+    float64: of the layer-mean Γ (the mean over samples of each sample's mean over layers), and
+    of the layer-0 share Γ_0 / Σ_l Γ_l, a ratio of two sample means, by the ratio estimator's
+    linearisation (None where Σ_l Γ_l is not positive, as the share is then undefined).
+
+    Example:
+        >>> import torch
+        >>> se = standard_errors(torch.tensor([[1.0, 3.0], [1.0, 3.0]]))
+        >>> se["gamma_layer_mean"]  # per-sample means 1 and 3: std √2 over √2 samples
+        1.0
+        >>> se["layer0_share"]  # layer 0 is half of every sample's sum
+        0.0
+    """
+    import math
+
+    c = cos.detach().double().cpu()
+    n = c.shape[1]
+    if n < 2:
+        return {"gamma_layer_mean": None, "layer0_share": None, "samples": n}
+    per_sample = c.mean(0)
+    se_mean = float(per_sample.std()) / math.sqrt(n)
+    x, y = c[0], c.sum(0)  # layer 0 and the layer sum, per sample
+    share = None
+    if float(y.mean()) > 0:
+        r = float(x.mean() / y.mean())
+        share = float((x - r * y).std()) / (math.sqrt(n) * float(y.mean()))
+    return {"gamma_layer_mean": se_mean, "layer0_share": share, "samples": n}

@@ -274,6 +274,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("--audit-html", "html", parsers.text, None, "HTML audit path.", DEFAULT_HTML, "PATH"),
     Option("--audit-json", "json", parsers.text, None, "JSON results path.", DEFAULT_JSON, "PATH"),
     Option(
+        "--audit-write-claims",
+        "write_claims",
+        parsers.text,
+        None,
+        "Write a claims file from this run, for the paper's author to edit: one claim per "
+        "checkpoint and headline metric (Γ, the null mean, the layer-0 share) with the protocol "
+        "used, the measured value and a tolerance of 2 standard errors; --claims on it "
+        "reproduces every value.",
+        metavar="FILE",
+    ),
+    Option(
         "--audit-figures",
         "figures",
         parsers.choice(*FIGURE_MODES),
@@ -341,6 +352,7 @@ class AuditOptions:
     html: str | None = _default("html")
     figures: str = _default("figures")
     json: str | None = _default("json")
+    write_claims: str | None = _default("write_claims")
     fail_on: str = _default("fail_on")
     thresholds: dict = field(default_factory=dict)
     bs_over_stored: bool = False  # a claim that says its Bs were reconstructed is taken at its word

@@ -157,6 +157,11 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     opts.html = str(base / (opts.html or DEFAULT_HTML))
     opts.json = str(base / (opts.json or DEFAULT_JSON))
+    if opts.write_claims:
+        opts.write_claims = str(base / opts.write_claims)
+        problem = _unwritable(Path(opts.write_claims))
+        if problem:
+            raise pytest.UsageError(f"--audit-write-claims={opts.write_claims}: {problem}")
     html = config.pluginmanager.hasplugin("html") and hasattr(config.option, "htmlpath")
     if html:
         if not config.option.htmlpath:
@@ -181,6 +186,20 @@ def pytest_configure(config: pytest.Config) -> None:
         from credit_audit.report.html import HtmlHooks
 
         config.pluginmanager.register(HtmlHooks(run), "credit_audit_html")
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why a report cannot be written at ``path`` (checked before the audit runs), or None."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is None or not folder.is_dir():
+        return f"{folder} is not a folder"
+    import os
+
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot write in {folder}"
+    return None
 
 
 def _preflight(run: AuditRun) -> list[str]:
@@ -397,6 +416,7 @@ class AuditHooks:
             self.run.claim_items(),
             self.run.interrupted,
             self.run.registry,
+            self.run.claims_error,
         )
         for line in lines:
             terminalreporter.write_line(line)
@@ -428,6 +448,13 @@ class AuditHooks:
             shard=self.run.opts.shard,
             plan=self.run.shard_plan() if self.run.opts.shard else None,
         )
+        if self.run.opts.write_claims:
+            from credit_audit.claims.writer import write_claims
+
+            try:
+                write_claims(self.run.opts.write_claims, self.run.records, self.run.opts)
+            except OSError as exc:  # checked before the run; the disk may still fill up
+                self.run.claims_error = f"--audit-write-claims: cannot write: {exc}"
         if self.run.opts.shard and session.testscollected == 0:
             # a part that holds nothing (more parts than checkpoints) is not a failed task
             session.exitstatus = pytest.ExitCode.OK

@@ -69,6 +69,10 @@ class CheckpointSummary:
     computed_by: str | None = None  # the process that computed it: main, or an xdist worker
     gamma_per_layer: list | None = None
     gamma_layer_mean: float | None = None
+    # standard errors over the eval samples: of the layer-mean Γ, and of the layer-0 share
+    # (as a ratio of two sample means); what --audit-write-claims derives tolerances from
+    standard_errors: dict | None = None
+    demo: bool | None = None  # one of the demo's reference checkpoints (demo:<id> in claims)
     aggregations: dict | None = None
     layer0_share: float | None = None
     null: dict | None = None

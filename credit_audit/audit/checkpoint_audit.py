@@ -17,6 +17,7 @@ from typing import Any
 from credit_audit._errors import CreditAuditError, first_line
 from credit_audit.audit.shared_pass import ForwardPass, run_pass
 from credit_audit.loading import CheckpointRef, EvalData, LoadedCheckpoint, load_checkpoint
+from credit_audit.metrics import standard_errors
 from credit_audit.models import ModelSpec, build_model, make_adapter
 from credit_audit.options import AuditOptions
 from credit_audit.records import ERROR, CheckpointSummary, Verdict
@@ -316,6 +317,8 @@ class CheckpointAudit:
             meta=ckpt.meta,
             gamma_per_layer=gammas,
             gamma_layer_mean=sum(gammas) / len(gammas),
+            standard_errors=standard_errors(fwd.cos),
+            demo=bool(self.ref.demo),
             **fields,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from typing import Any
 
@@ -92,8 +93,6 @@ def _legend(registry: Any, checks: list) -> list[str]:
 
 def _demo_lines(records: dict, verdicts: dict) -> list[str]:
     """The demo's reference checkpoints explained, and a command that audits one by path."""
-    import shlex
-
     from credit_audit.factory import demo_explained
 
     explained = demo_explained(verdicts)
@@ -124,6 +123,7 @@ def summary_lines(
     claim_items: list[str],
     interrupted: bool = False,
     registry: Any = None,
+    claims_error: str | None = None,
 ) -> list[str]:
     """Lines for pytest's terminal summary, none wider than :data:`WIDTH`; ``records`` maps
     (kind, subject, check) -> record; ``registry`` gives the columns' short names and units."""
@@ -159,6 +159,13 @@ def summary_lines(
     else:
         lines.append("HTML audit: not written (pytest-html is not active here, e.g. -p no:html)")
     lines.append(f"JSON results: {opts.json}")
+    if claims_error:
+        lines.append(claims_error)
+    elif getattr(opts, "write_claims", None):
+        lines.append(
+            f"Claims file: {opts.write_claims} (edit each claim's text; "
+            f"pytest --claims={shlex.quote(str(opts.write_claims))} reproduces its values)"
+        )
     if interrupted:
         lines.append("The run was interrupted: the reports are marked partial (complete: false).")
     return lines
