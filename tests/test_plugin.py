@@ -47,15 +47,15 @@ def test_demo_end_to_end(pytester, audit_env):
             "collected 25 items",
             "*credit_audit verdicts*",
             "checkpoint",
-            "  eps bias *floor *anchors ρ(g) *Bs z *aggr *layer0 l0 *Γ mean",
+            "  eps bias *floor *anchors ρ(g) *Bs z *aggr *layer0 *Γ mean",
             "dfa_s42",
-            "  FAIL -0.023 *FAIL ‖g‖ 9.4e-09 *FAIL*PASS*FAIL*FAIL 72%*",
+            "  FAIL -0.023 *FAIL ‖g‖ 9.4e-09 *FAIL*PASS*FAIL*FAIL l0 72%*",
             "dfa_pen_s42",
-            "  PASS*PASS*WARN +0.897 *PASS +23.1 *PASS*PASS 15%*",
+            "  PASS*PASS*WARN +0.897 *PASS +23.1 *PASS*PASS l0 15%*",
             "dfa_foreign_bs_s42",
-            "  PASS*FAIL +1.1 *",
+            "  PASS*FAIL +1.1 *WARN l0 in null*",  # a WARN's cell says why
             "Columns:",
-            "  eps = eps_clamping; bias: Γ with F.cosine_similarity's eps clamp minus*",
+            "  eps = eps_clamping: bias = Γ_l with F.cosine_similarity's eps clamp (1e-08)*",
             "The demo's reference checkpoints are built to show the pitfalls*",
             "  bp_s42: backprop*",
             "  dfa_s42: vanilla DFA*",
@@ -128,7 +128,7 @@ def test_demo_end_to_end(pytester, audit_env):
     # the printed command audits dfa_s42 by its path with the demo's verdicts
     command = next(ln for ln in result.outlines if ln.startswith("  pytest --ckpt="))
     alone = pytester.runpytest(*command.split()[1:], "-p", "no:cacheprovider")
-    alone.stdout.fnmatch_lines(["dfa_s42 *FAIL -0.023 *FAIL*FAIL*PASS*FAIL*FAIL 72%*"])
+    alone.stdout.fnmatch_lines(["dfa_s42 *FAIL -0.023 *FAIL 9.4e-09 *FAIL*PASS*FAIL*FAIL 72%*"])
 
 
 def test_one_broken_checkpoint_does_not_stop_the_others(pytester, small_ckpts):

@@ -218,9 +218,11 @@ def test_user_fixture_and_hooks_extend_the_audit(pytester, small_ckpt):
             "*credit_audit *rule=flipped*",
             "collected 8 items",
             "checkpoint",
-            "  eps bias *layer0 l0 *deep_mean deep",  # its own unit moves into its header
+            "  eps bias *aggr *layer0",
+            "  deep_mean deep  Γ mean",  # its own unit moves into its header
             "small",
-            "  PASS*FAIL [+-]0.0*",
+            "  PASS*",
+            "  FAIL [+-]0.0*",
             "Columns:",
             "*  deep_mean",
         ]

@@ -70,6 +70,10 @@ class Pitfall:
         """The headline number in the summary grid (without the verdict word)."""
         return ""
 
+    def legend(self, thresholds: dict) -> str:
+        """What the cell's numbers mean, with the run's thresholds (the terminal's legend)."""
+        return ""
+
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         """Draw the check's figure on a matplotlib axes; False when there is none."""
         return False

@@ -6,7 +6,18 @@ import math
 
 from credit_audit.records import ERROR, FAIL, PASS, WARN, Verdict
 
-__all__ = ["ERROR", "FAIL", "PASS", "WARN", "Verdict", "against", "compose", "fmt", "table"]
+__all__ = [
+    "ERROR",
+    "FAIL",
+    "PASS",
+    "WARN",
+    "Verdict",
+    "against",
+    "compose",
+    "fmt",
+    "fmt_beside",
+    "table",
+]
 
 
 def fmt(v, digits: int = 4) -> str:
@@ -22,6 +33,32 @@ def fmt(v, digits: int = 4) -> str:
     if v != 0 and (abs(v) < 10 ** -(digits - 1) or abs(v) >= 1e5):
         return f"{v:.2e}"
     return f"{v:+.{digits}f}"
+
+
+def fmt_beside(value: float, spec: str, *edges: float, more: int = 4) -> str:
+    """``format(value, spec)`` with up to ``more`` extra digits, as many as it takes for the
+    text to read on the same side of each threshold in ``edges`` as the value lies: a grid
+    cell that fails below 0.9 must not read +0.900.
+
+    Example:
+        >>> fmt_beside(0.8996, "+.3f", 0.9), fmt_beside(0.897, "+.3f", 0.9)
+        ('+0.8996', '+0.897')
+        >>> fmt_beside(0.503, ".0%", 0.5), fmt_beside(9.96e-8, ".1e", 1e-7)
+        ('50.3%', '9.96e-08')
+    """
+    import re
+
+    head, digits, kind = re.fullmatch(r"(.*\.)(\d+)([ef%])", spec).groups()
+
+    def reads(text: str) -> float:
+        return float(text[:-1]) / 100 if kind == "%" else float(text)
+
+    for extra in range(more + 1):
+        text = format(value, f"{head}{int(digits) + extra}{kind}")
+        shown = reads(text)
+        if all((shown > e) == (value > e) and (shown < e) == (value < e) for e in edges):
+            break
+    return text
 
 
 def against(margin: float, error: float) -> str:

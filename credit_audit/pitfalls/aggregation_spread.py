@@ -11,7 +11,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from credit_audit.pitfalls import Pitfall
-from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, against, compose, table
+from credit_audit.pitfalls._common import (
+    FAIL,
+    PASS,
+    WARN,
+    Verdict,
+    against,
+    compose,
+    fmt_beside,
+    table,
+)
 
 __all__ = ["PITFALL", "SEED_FOUR", "AggregationResult", "aggregations", "measure", "verdict"]
 
@@ -191,7 +200,17 @@ class AggregationSpread(Pitfall):
         return verdict(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
-        return f"{numbers['ratio']:.2f}×"
+        t = thresholds
+        ratio = f"{fmt_beside(numbers['ratio'], '.2f', t['fail_ratio'], t['warn_ratio'])}×"
+        return f"signs≠ {ratio}" if numbers.get("signs_disagree") else ratio
+
+    def legend(self, thresholds: dict) -> str:
+        return (
+            "N× = the largest over the smallest |value| of the six aggregations (mean or median "
+            "over samples and over layers, pooled, deep layers; FAIL > "
+            f"{thresholds['fail_ratio']:g}×, WARN > {thresholds['warn_ratio']:g}×); signs≠: "
+            "they disagree in sign (FAIL)"
+        )
 
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         names = list(numbers["strategies"])

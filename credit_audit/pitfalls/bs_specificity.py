@@ -256,6 +256,14 @@ class BsSpecificity(Pitfall):
     def cell(self, numbers: dict, thresholds: dict) -> str:
         return f"z {numbers['z']:+.1f}"
 
+    def legend(self, thresholds: dict) -> str:
+        t = thresholds
+        return (
+            f"z = (layer-mean Γ − null mean) / null std, the null being Γ over "
+            f"{t['null_draws']} fresh Bs (FAIL: the layer-mean Γ lies between the null's "
+            f"percentiles {t['band_low_pct']:g} and {t['band_high_pct']:g})"
+        )
+
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         band(ax, numbers, numbers["gamma_per_layer"], "Γ_l given Bs", thresholds)
         ax.legend()

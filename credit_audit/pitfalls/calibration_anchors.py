@@ -15,7 +15,16 @@ from typing import Any
 from credit_audit._errors import CreditAuditError
 from credit_audit.metrics import cosine_unclamped, same_layers, same_shape
 from credit_audit.pitfalls import Pitfall
-from credit_audit.pitfalls._common import PASS, WARN, Verdict, against, compose, fmt, table
+from credit_audit.pitfalls._common import (
+    PASS,
+    WARN,
+    Verdict,
+    against,
+    compose,
+    fmt,
+    fmt_beside,
+    table,
+)
 from credit_audit.records import worst
 
 __all__ = ["PITFALL", "AnchorsResult", "loss_changes", "measure", "pearson_rows", "verdict"]
@@ -434,11 +443,27 @@ class CalibrationAnchors(Pitfall):
             what = next(f[1] for f in findings if f[2] == status)
             values = [f[4] for f in findings if f[2] == status and f[1] == what]
             value = min(values) if what.endswith("(g)") else max(values, key=abs)
-            return f"{what} {value:+.3f}"
+            return f"{what} {self._shown(value, what, thresholds)}"
         if thresholds.get("metric") == "gamma":
-            return f"Γ(g) {min(numbers['gamma']['positive']):+.3f}"
+            return f"Γ(g) {self._shown(min(numbers['gamma']['positive']), '(g)', thresholds)}"
         pipe = numbers["rho"][numbers.get("pipeline", "fp32")]
-        return f"ρ(g) {min(pipe['positive']):+.3f}"
+        return f"ρ(g) {self._shown(min(pipe['positive']), '(g)', thresholds)}"
+
+    @staticmethod
+    def _shown(value: float, what: str, t: dict) -> str:
+        if what.endswith("(g)"):
+            return fmt_beside(value, "+.3f", t["min_positive"])
+        return fmt_beside(value, "+.3f", -t["max_abs_negative"], t["max_abs_negative"])
+
+    def legend(self, thresholds: dict) -> str:
+        t = thresholds
+        return (
+            "the worst anchor of the metric reported (Γ, ρ or both), ρ in the pipeline's "
+            "precision: ρ(g), Γ(g) = the perfect signal a_l = g_l, lowest over layers (FAIL < "
+            f"{t['min_positive']:g}); ρ(rand), Γ(rand) = a random signal, farthest from 0 (FAIL "
+            f"outside ±{t['max_abs_negative']:g}); WARN: within {t['error_z']:g} standard errors "
+            "of the threshold"
+        )
 
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         x = list(range(len(numbers["eps_rel_median_h"])))

@@ -13,7 +13,7 @@ from typing import Any
 
 from credit_audit.metrics import cosine_unclamped, same_layers, same_shape
 from credit_audit.pitfalls import Pitfall, not_applicable
-from credit_audit.pitfalls._common import FAIL, PASS, Verdict, compose, table
+from credit_audit.pitfalls._common import FAIL, PASS, Verdict, compose, fmt_beside, table
 
 __all__ = [
     "PITFALL",
@@ -230,8 +230,17 @@ class EpsClamping(Pitfall):
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
         if "max_error" in numbers:
-            return f"err {max(numbers['max_error']):.1e}"
-        return f"bias {max(numbers['bias'], key=abs):+.3f}"
+            tol = thresholds["synthetic_tolerance"]
+            return f"err {fmt_beside(max(numbers['max_error']), '.1e', tol)}"
+        limit = thresholds["max_abs_bias"]
+        return f"bias {fmt_beside(max(numbers['bias'], key=abs), '+.3f', -limit, limit)}"
+
+    def legend(self, thresholds: dict) -> str:
+        return (
+            f"bias = Γ_l with F.cosine_similarity's eps clamp ({thresholds['torch_eps']:g}) minus "
+            f"Γ_l unclamped, at the layer it moves most (FAIL: |bias| > "
+            f"{thresholds['max_abs_bias']:g})"
+        )
 
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         if "gamma_unclamped" not in numbers:

@@ -13,7 +13,7 @@ from typing import Any
 
 from credit_audit.metrics import row_norm, same_layers, same_shape
 from credit_audit.pitfalls import Pitfall
-from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, compose, table
+from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, compose, fmt_beside, table
 
 __all__ = ["PITFALL", "GradientFloorResult", "measure", "sample_profile", "verdict"]
 
@@ -243,12 +243,39 @@ class GradientFloor(Pitfall):
         return verdict(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
+        """The finding that decides the verdict, in the verdict's order: the floor, float64's
+        Γ, vanished and off rows (FAIL), the support (WARN); else the lowest median ‖g‖."""
+        t = thresholds
         low = min(numbers["median_norm"])
-        key = f"{thresholds['support_tau']:g}"
+        floor = f"‖g‖ {fmt_beside(low, '.1e', t['min_median_norm'])}"
+        if not low >= t["min_median_norm"]:
+            return floor
+        diff = max(abs(d) for d in numbers["gamma_diff"])
+        if not diff <= t["max_gamma_fp64_diff"]:
+            return f"ΔΓ64 {fmt_beside(diff, '.3f', t['max_gamma_fp64_diff'])}"
+        for name, share, limit in (
+            ("vanish", max(numbers["vanished_share"]), t["max_vanished_share"]),
+            ("off", max(numbers["off_share"]), t["max_off_share"]),
+        ):
+            if share > limit:
+                return f"{name} {fmt_beside(share, '.1%', limit)}"
+        key = f"{t['support_tau']:g}"
         support = min(s.get(key, 1.0) for s in numbers["support"])
-        if low >= thresholds["min_median_norm"] and support < thresholds["min_support"]:
-            return f"s({key}) {support:.2f}"
-        return f"‖g‖ {low:.1e}"
+        if support < t["min_support"]:
+            return f"s({key}) {fmt_beside(support, '.2f', t['min_support'])}"
+        return floor
+
+    def legend(self, thresholds: dict) -> str:
+        t = thresholds
+        key = f"{t['support_tau']:g}"
+        return (
+            f"‖g‖ = the lowest per-layer median norm of the reference gradient (FAIL < "
+            f"{t['min_median_norm']:g}); a FAIL above it shows its reason: ΔΓ64 = the largest "
+            f"|Γ_l fp32 − Γ_l fp64| (> {t['max_gamma_fp64_diff']:g}), vanish / off = the share "
+            f"of rows zero in float32 only (> {t['max_vanished_share']:.0%}) / more than "
+            f"{t['row_rel_error']:.0%} off float64 (> {t['max_off_share']:.0%}); s({key}) = the "
+            f"lowest per-layer share of samples with ‖g_l‖ > {key} (WARN < {t['min_support']:g})"
+        )
 
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         edges = numbers["hist_edges"]

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from credit_audit.pitfalls import Pitfall, not_applicable
-from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, compose, table
+from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, compose, fmt_beside, table
 
 __all__ = ["PITFALL", "Layer0Result", "measure", "verdict"]
 
@@ -127,8 +127,23 @@ class Layer0Dominance(Pitfall):
         return verdict(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
+        """Layer 0's share, or why it means nothing (the WARN showed a share below the
+        threshold, with no reason)."""
+        if (numbers.get("inside_null") or [False])[0]:
+            return "l0 in null"
         share = numbers.get("layer0_share")
-        return "share n/a" if share is None else f"l0 {share:.0%}"
+        if share is None:
+            return "ΣΓ ≤ 0"
+        return f"l0 {fmt_beside(share, '.0%', thresholds['max_share'])}"
+
+    def legend(self, thresholds: dict) -> str:
+        t = thresholds
+        return (
+            f"l0 = layer 0's share of Σ_l Γ_l (above {t['max_share']:.0%}: FAIL when at least "
+            f"{t['deep_null_fraction']:.0%} of the deep layers lie inside their null band, else "
+            "WARN); 'l0 in null' (layer 0 inside its own null band), 'ΣΓ ≤ 0' (the sum is not "
+            "positive): the share means nothing (WARN)"
+        )
 
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:
         x = list(range(len(numbers["gamma_per_layer"])))

@@ -30,7 +30,8 @@ def _unit(cells: list[str]) -> str:
     values = [c for c in cells if len(c.split(" ")) > 1 and "n/a" not in c]
     if len(units) != 1 or not values or any(len(c.split(" ")) != 3 for c in values):
         return ""
-    return units.pop()
+    unit = units.pop()
+    return "" if unit.endswith("≠") else unit  # signs≠ is a finding, not a unit
 
 
 def _columns(records: dict, kind: str, names: list, checks: list, shorts: dict) -> tuple:
@@ -74,16 +75,16 @@ def _grid(label: str, names: list, heads: list, rows: list) -> list[str]:
     return out
 
 
-def _legend(registry: Any, checks: list) -> list[str]:
-    """Each short header's pitfall and the units its headlines use, one wrapped entry each."""
+def _legend(registry: Any, checks: list, overrides: dict) -> list[str]:
+    """Each short header's pitfall and what its headline numbers mean under the run's
+    thresholds (the pitfall's own ``legend``, beside its ``cell``), one wrapped entry each."""
     lines = ["Columns:"]
     for check in checks:
-        pitfall = registry.pitfalls.get(check) if registry is not None else None
-        item = pitfall.item if pitfall is not None else {}
-        units = "; ".join(f"{u}: {text}" for u, text in (item.get("units") or {}).items())
-        short = item.get("short", check)
+        pitfall = registry.pitfalls[check]
+        short = pitfall.item.get("short", check)
+        meaning = pitfall.legend(registry.thresholds(check, overrides))
         entry = (check if short == check else f"{short} = {check}") + (
-            f"; {units}" if units else ""
+            f": {meaning}" if meaning else ""
         )
         lines += textwrap.wrap(
             entry, WIDTH, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False
@@ -143,7 +144,9 @@ def summary_lines(
         heads, rows = _columns(records, "claim", claims, claim_items, shorts)
         lines += _grid("claim", claims, heads, rows)
     if ckpts or claims:
-        lines += _legend(registry, [p for p in pitfall_ids if p in shorts])
+        lines += _legend(
+            registry, [p for p in pitfall_ids if p in shorts], getattr(opts, "thresholds", {})
+        )
         if ckpts:
             lines.append("  Γ mean = the layer-mean Γ, the headline number.")
         if claims:
