@@ -256,6 +256,12 @@ def grid_html(page: Page) -> str:
     )
 
 
+def _file_cell(target: str) -> str:
+    """A checkpoint as its file name, the whole path in its tooltip (``demo:<id>`` as is)."""
+    name = target if target.startswith("demo:") else Path(target).name
+    return f'<td title="{escape(target)}"><code>{escape(name)}</code></td>'
+
+
 def claims_html(page: Page) -> str:
     """Each claim's text, stated and obtained value and difference; then claims × items."""
     if not page.claims:
@@ -277,7 +283,7 @@ def claims_html(page: Page) -> str:
         rows.append(
             f'<tr><th><a href="#{_slug("claim", c)}">{escape(str(c))}</a></th>'
             f"<td>{escape(_claim_field(page.records, c, 'text'))}</td>"
-            f"<td><code>{escape(_claim_field(page.records, c, 'checkpoint'))}</code></td>"
+            f"{_file_cell(_claim_field(page.records, c, 'checkpoint'))}"
             f"{values}{_cell(rep, 'claim', c, 'reproduces', False, verdict)}</tr>"
         )
         cells = "".join(
