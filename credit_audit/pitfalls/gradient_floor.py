@@ -281,10 +281,17 @@ class GradientFloor(Pitfall):
         edges = numbers["hist_edges"]
         for layer, counts in enumerate(numbers["hist_counts"]):
             ax.stairs(counts, edges, label=f"l{layer}")
+        from credit_audit.checklist import default_thresholds
+
         floor, tau = thresholds["min_median_norm"], numbers["tau_active"]
+        eps = default_thresholds("eps_clamping")["torch_eps"]  # F.cosine_similarity's clamp
         ax.axvline(math.log10(floor), color="r", ls="--", lw=0.8)
         ax.axvline(math.log10(tau), color="k", ls=":", lw=0.8)
-        ax.set_xlabel(f"log10 ‖g_l‖ (dashed: floor {floor:g}, dotted: τ {tau:g})")
+        ax.axvline(math.log10(eps), color="#8250df", ls="-.", lw=0.8)
+        ax.set_xlabel(
+            f"log10 ‖g_l‖ (dashed: floor {floor:g}, dotted: τ {tau:g}, dash-dot: the cosine's "
+            f"eps {eps:g})"
+        )
         ax.set_ylabel("samples")
         ax.legend()
         return True
