@@ -452,9 +452,16 @@ class AuditHooks:
             from credit_audit.claims.writer import write_claims
 
             try:
-                write_claims(self.run.opts.write_claims, self.run.records, self.run.opts)
+                write_claims(
+                    self.run.opts.write_claims,
+                    self.run.records,
+                    self.run.opts,
+                    complete=not self.run.interrupted,
+                )
             except OSError as exc:  # checked before the run; the disk may still fill up
                 self.run.claims_error = f"--audit-write-claims: cannot write: {exc}"
+                if session.exitstatus == pytest.ExitCode.OK:  # what was asked is not there
+                    session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.run.opts.shard and session.testscollected == 0:
             # a part that holds nothing (more parts than checkpoints) is not a failed task
             session.exitstatus = pytest.ExitCode.OK

@@ -117,3 +117,28 @@ def test_the_written_file_is_plain_yaml_without_aliases(pytester):
     text = (pytester.path / "c.yaml").read_text(encoding="utf-8")
     assert "&id" not in text and "*id" not in text  # the claims loader refuses YAML aliases
     assert yaml.safe_load(text)["version"] == 1
+
+
+def test_a_claims_file_that_cannot_be_written_at_the_end_fails_the_run(pytester):
+    """The path passed its check before the run, then became a folder: the run says so and
+    does not exit 0 (the file asked for is not there); nothing half-written is left."""
+    save_small(pytester.path / "a.pt")
+    pytester.makeconftest(
+        "def pytest_sessionstart(session):\n"
+        "    import pathlib\n"
+        "    pathlib.Path('late.yaml').mkdir()\n"
+    )
+    result = pytester.runpytest(
+        "--ckpt=a.pt", "--audit-write-claims=late.yaml", "-k", "eps_clamping", *SMALL_AUDIT
+    )
+    result.stdout.fnmatch_lines(["--audit-write-claims: cannot write: *late.yaml*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert not list(pytester.path.glob("*.tmp*"))
+
+
+def test_an_interrupted_runs_claims_file_says_it_is_partial():
+    from credit_audit.claims.writer import claims_yaml
+
+    text = claims_yaml({}, None, "claims.yaml", complete=False)
+    assert text.startswith("# PARTIAL: the run was interrupted")
+    assert "PARTIAL" not in claims_yaml({}, None, "claims.yaml")

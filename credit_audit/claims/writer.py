@@ -178,7 +178,7 @@ def _options_again(opts: Any) -> list[str]:
     return out
 
 
-def _header(opts: Any, skipped: list[str]) -> str:
+def _header(opts: Any, skipped: list[str], complete: bool = True) -> str:
     from datetime import datetime, timezone
 
     from credit_audit import __version__
@@ -198,11 +198,15 @@ def _header(opts: Any, skipped: list[str]) -> str:
         "Options a claim cannot state, to pass again with --claims: "
         + (", ".join(again) if again else "none"),
     ]
+    if not complete:
+        lines.insert(
+            0, "PARTIAL: the run was interrupted; only the checkpoints measured before it are here."
+        )
     lines += [f"Left out: {s}" for s in skipped]
     return "".join(f"# {ln}\n" for ln in lines)
 
 
-def claims_yaml(records: dict, opts: Any, claims_path: str | Path) -> str:
+def claims_yaml(records: dict, opts: Any, claims_path: str | Path, complete: bool = True) -> str:
     """The claims file's text: a comment header, then the document."""
     import yaml
 
@@ -212,14 +216,17 @@ def claims_yaml(records: dict, opts: Any, claims_path: str | Path) -> str:
 
     doc, skipped = claims_document(records, claims_path)
     body = yaml.dump(doc, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
-    return _header(opts, skipped) + body
+    return _header(opts, skipped, complete) + body
 
 
-def write_claims(path: str | Path, records: dict, opts: Any) -> Path:
+def write_claims(path: str | Path, records: dict, opts: Any, complete: bool = True) -> Path:
     """Write the claims file atomically (nothing half-written is left); returns its path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    tmp.write_text(claims_yaml(records, opts, out), encoding="utf-8")
-    tmp.replace(out)
+    try:
+        tmp.write_text(claims_yaml(records, opts, out, complete), encoding="utf-8")
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write leaves no half-written file behind
     return out
