@@ -10,6 +10,7 @@ A verdict is always carried by its word and an icon as well as its colour (greys
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ class Page:
     def claims(self) -> list:
         return subjects(self.records, "claim")
 
-    @property
+    @functools.cached_property
     def titles(self) -> dict:
         """Check id -> the checklist's title, for the sentences."""
         return {pid: p.item["title"] for pid, p in self.registry.pitfalls.items()}
@@ -430,7 +431,7 @@ def check_html(page: Page, record: CheckRecord, seen: dict) -> str:
 
 def _table(rows: list) -> str:
     return "".join(
-        f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows if v not in ("",)
+        f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in rows if v != ""
     )
 
 
