@@ -91,7 +91,7 @@ OPTIONS: tuple[Option, ...] = (
         "rule",
         parsers.text,
         None,
-        "Credit rule whose signal is audited: a registered name (dfa, drtp, fa) or "
+        "Credit rule whose signal is audited: a registered name (dfa, sdfa, drtp, fa) or "
         "package.module:function.",
         "dfa, or the rule the checkpoint's layout implies (BioTorch)",
         "NAME",

@@ -1,5 +1,6 @@
 """Any network through --layers: Γ on hooked modules of a conv net and a transformer against a
-float64 per-sample reference written with loops, and DRTP's signal against its closed form."""
+float64 per-sample reference written with loops, and DRTP's and sDFA's signals against their
+closed forms (the signs Frenkel et al.'s function.py trains with)."""
 
 import math
 from pathlib import Path
@@ -103,7 +104,13 @@ def dfa_signal(logits, y, b):
 
 
 def drtp_signal(logits, y, b):
-    return -F.one_hot(y, 10).double() @ b.T
+    """function.py's DRTP branch: ``labels.mm(B)``, +onehot(y)·Bᵀ in the audit's (d, C) B."""
+    return F.one_hot(y, 10).double() @ b.T
+
+
+def sdfa_signal(logits, y, b):
+    """function.py's sDFA branch: ``sign(y − labels).mm(B)``, y the softmax under CE."""
+    return torch.sign(logits.softmax(-1) - F.one_hot(y, 10).double()) @ b.T
 
 
 @pytest.mark.parametrize(
@@ -115,7 +122,9 @@ def drtp_signal(logits, y, b):
         ),
     ],
 )
-@pytest.mark.parametrize(("rule", "signal"), [("dfa", dfa_signal), ("drtp", drtp_signal)])
+@pytest.mark.parametrize(
+    ("rule", "signal"), [("dfa", dfa_signal), ("drtp", drtp_signal), ("sdfa", sdfa_signal)]
+)
 def test_gamma_on_hooked_modules_matches_a_per_sample_float64_loop(
     tmp_path, make, data, names, widths, rule, signal
 ):
@@ -143,7 +152,9 @@ def test_gamma_on_hooked_modules_matches_a_per_sample_float64_loop(
     assert min(anchors.rho["fp64"]["positive"]) > 0.99  # the perfect signal, in float64
 
 
-def test_drtp_signal_is_minus_onehot_times_b(tmp_path):
+def test_drtp_signal_is_plus_onehot_times_b(tmp_path):
+    """function.py's DRTP branch puts ``labels.mm(B)`` where the gradient would be: the audited
+    signal is +onehot(y)·Bᵀ (the main audited −onehot(y)·Bᵀ, reading such networks at −Γ)."""
     torch.manual_seed(0)
     model = SmallConv().eval()
     path, bs = save(tmp_path, model, [256, 256])
@@ -156,7 +167,9 @@ def test_drtp_signal_is_minus_onehot_times_b(tmp_path):
     )
     _, y = digit_images()
     for k, b in enumerate(bs):
-        want = -F.one_hot(y, 10).float() @ b.T
+        want = torch.zeros(len(y), b.shape[0])
+        for n, label in enumerate(y.tolist()):
+            want[n] = b[:, label]  # onehot(y_n)·Bᵀ picks column y_n of B, sign +
         assert torch.equal(audit.pass32.signal[k], want)
     assert audit.summary().rule == "drtp"
 

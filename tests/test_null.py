@@ -90,11 +90,18 @@ def test_alternative_generators_are_placed_against_the_same_band():
         "gamma_per_layer": [0.2, 0.3],
         "gamma_layer_mean": 0.25,
         "inside_band": False,
+        "side": "above",
     }
     assert (
         "rerun with --bs-device=cpu"
         in bs_specificity.verdict(r, th, checklist_item("bs_specificity")).message
     )
+    # outside the band but below it, the other generator reproduces no alignment
+    r.alternatives.clear()
+    bs_specificity.place_alternatives(r, {"cpu": [-0.2, -0.3]})
+    assert r.alternatives["cpu"]["side"] == "below"
+    message = bs_specificity.verdict(r, th, checklist_item("bs_specificity")).message
+    assert "Γ = -0.2500, below the band." in message and "--bs-device" not in message
 
 
 def test_the_bulk_null_in_chunks_of_samples_equals_the_whole(monkeypatch):

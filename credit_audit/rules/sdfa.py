@@ -1,0 +1,40 @@
+"""Sign-DFA: DFA's feedback driven by the sign of the error (Frenkel et al.'s sDFA mode).
+
+The DRTP authors' official code (GitHub ``ChFrenkel/DirectRandomTargetProjection``,
+``function.py``, ``HookFunction.backward``) has, beside its DFA and DRTP branches, an sDFA one:
+
+    grad_output_est = torch.sign(y - labels).mm(fixed_fb_weights)
+
+in the place of ``dLoss/dh_k`` at the hook, the optimiser stepping against it; ``y − labels``
+is DFA's error there (``softmax − onehot`` under cross-entropy). The signal audited is
+
+    a_l = sign(e) · B_{min(l, L−1)}ᵀ,    e = DFA's error (:meth:`DfaRule.error`)
+
+so it follows whatever error DFA computes (its loss). ``sign`` keeps an entry that is exactly 0
+at 0, as ``torch.sign`` does: a confident sample whose ``softmax`` rounds to 1 (float32) drops
+that class. The signal is bilinear in B (``sign(e)`` does not depend on B), so the null is
+DFA's exact bulk computation with ``sign(e)`` for ``e``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from credit_audit.rules.dfa import DfaRule
+
+__all__ = ["RULE", "SdfaRule"]
+
+
+class SdfaRule(DfaRule):
+    """sDFA: DFA's feedback matrices driven by ``sign(e)`` instead of ``e``."""
+
+    name = "sdfa"
+    bulk_null = True  # opted in: sign(e) does not depend on B, so the signal stays bilinear
+
+    def error(self, fwd: Any) -> Any:
+        import torch
+
+        return fwd.memo("sdfa_sign_error", lambda: torch.sign(DfaRule.error(self, fwd)))
+
+
+RULE = SdfaRule()
