@@ -20,7 +20,7 @@ from credit_audit.loading import CheckpointRef, EvalData, LoadedCheckpoint, load
 from credit_audit.metrics import standard_errors
 from credit_audit.models import ModelSpec, build_model, make_adapter
 from credit_audit.options import AuditOptions
-from credit_audit.records import ERROR, CheckpointSummary, Verdict
+from credit_audit.records import ERROR, CheckpointSummary, Status, Verdict
 
 __all__ = ["CheckpointAudit", "model_spec_for"]
 
@@ -253,13 +253,14 @@ class CheckpointAudit:
 
     @property
     def verdicts(self) -> dict[str, str]:
-        """Pitfall id -> PASS / WARN / FAIL / ERROR, running every check."""
+        """Pitfall id -> PASS / WARN / FAIL / ERROR, running every check; an ERROR carries
+        why (its ``reason``, shown in its repr: an assertion on it prints the cause)."""
         out = {}
         for pid in self.registry.pitfalls:
             try:
-                out[pid] = self.verdict(pid).status
-            except CreditAuditError:
-                out[pid] = ERROR
+                out[pid] = Status(self.verdict(pid).status)
+            except CreditAuditError as exc:
+                out[pid] = Status(ERROR, str(exc))
         return out
 
     def error(self, pitfall_id: str) -> str | None:
