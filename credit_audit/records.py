@@ -100,6 +100,9 @@ class CheckpointSummary:
     aggregations: dict | None = None
     layer0_share: float | None = None
     null: dict | None = None
+    # the model on the eval data: accuracy, loss, the stored test_acc, and a warning when it
+    # is near chance or well below the stored score (credit_audit.audit.model_fit)
+    eval: dict | None = None
 
     def merged(self, other: CheckpointSummary | None) -> CheckpointSummary:
         """This summary with the fields ``other`` knows and this one does not."""

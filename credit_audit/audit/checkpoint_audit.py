@@ -128,6 +128,21 @@ class CheckpointAudit:
         return self._get("provenance", lambda: self._feedback()[1])
 
     @property
+    def fit(self) -> dict:
+        """The model on the eval data: accuracy, mean loss, the checkpoint's stored test_acc,
+        and a warning when it does not do its job there (:mod:`credit_audit.audit.model_fit`)."""
+        return self._get("fit", self._fit)
+
+    def _fit(self) -> dict:
+        import torch.nn.functional as F
+
+        from credit_audit.audit.model_fit import eval_fit, stored_accuracy
+
+        fwd = self._base_pass()
+        losses = F.cross_entropy(fwd.logits.double(), fwd.y, reduction="none")
+        return eval_fit(fwd.logits, fwd.y, losses, "cross-entropy", stored_accuracy(self.ckpt.meta))
+
+    @property
     def gamma_per_layer(self) -> list[float]:
         """Γ_l: the mean over samples of the unclamped cosine, per layer."""
         return self.pass32.cos.mean(dim=1).tolist()
@@ -313,6 +328,7 @@ class CheckpointAudit:
                 "n_eval": data.n,
                 "n_available": data.n_available,
                 "order": "first N of the test split",
+                "preprocessing": data.preprocessing,
             },
             device=self.device,
             meta=ckpt.meta,
@@ -320,6 +336,7 @@ class CheckpointAudit:
             gamma_layer_mean=sum(gammas) / len(gammas),
             standard_errors=standard_errors(fwd.cos),
             demo=bool(self.ref.demo),
+            eval=self.fit,
             **fields,
         )
 
@@ -357,6 +374,7 @@ _STEPS = {
     "pass64": "the float64 pass",
     "feedback_pair": "the feedback matrices",
     "rule": "the rule",
+    "fit": "the accuracy on the eval data",
 }
 
 
