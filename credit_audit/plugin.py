@@ -127,6 +127,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "credit_audit: a check of the credit_audit plugin")
     opts = _read_options(config)
     base = Path(config.invocation_params.dir)
+    from credit_audit._importing import set_search_folders
+
+    # a research repo's own modules (--model=mymodels:Net) import under a plain `pytest` too
+    set_search_folders([config.rootpath, base])
     run = AuditRun(config, opts, base)
     set_audit_run(config, run)
     if not run.auditing:
@@ -236,6 +240,20 @@ def _preflight(run: AuditRun) -> list[str]:
         except CreditAuditError as exc:
             problems.append(str(exc))
     return problems
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: Any, right: Any) -> Any:
+    """``assert ck.verdicts[id] == "PASS"`` on a check that could not run says why (the fixture's
+    ERROR verdict carries its reason), instead of a bare ``'ERROR' == 'PASS'``."""
+    from credit_audit.records import Status
+
+    status = next((s for s in (left, right) if isinstance(s, Status) and s.reason), None)
+    if status is None or op not in ("==", "!=", "in", "not in"):
+        return None
+    return [
+        f"{str.__repr__(left)} {op} {str.__repr__(right)}",
+        f"the check could not run: {status.reason}",
+    ]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -19,12 +19,36 @@ __all__ = [
     "WARN",
     "CheckRecord",
     "CheckpointSummary",
+    "Status",
     "Verdict",
     "worst",
 ]
 
 PASS, WARN, FAIL, ERROR = "PASS", "WARN", "FAIL", "ERROR"
 VERDICTS = (PASS, WARN, FAIL, ERROR)
+
+
+class Status(str):
+    """A verdict word (PASS, WARN, FAIL, ERROR) that carries, for ERROR, why the check could
+    not run: ``repr`` shows the reason, so that a user's ``assert ck.verdicts[id] == "PASS"``
+    fails with it instead of a bare ``'ERROR' == 'PASS'``. It compares as the plain word.
+
+    Example:
+        >>> s = Status("ERROR", "checkpoint x.pt: no such file")
+        >>> s == "ERROR", repr(s)
+        (True, "'ERROR' (checkpoint x.pt: no such file)")
+    """
+
+    reason: str | None
+
+    def __new__(cls, word: str, reason: str | None = None) -> Status:
+        obj = super().__new__(cls, word)
+        obj.reason = reason
+        return obj
+
+    def __repr__(self) -> str:
+        word = super().__repr__()
+        return f"{word} ({self.reason})" if self.reason else word
 
 
 @dataclass
@@ -76,6 +100,9 @@ class CheckpointSummary:
     aggregations: dict | None = None
     layer0_share: float | None = None
     null: dict | None = None
+    # the model on the eval data: accuracy, loss, the stored test_acc, and a warning when it
+    # is near chance or well below the stored score (credit_audit.audit.model_fit)
+    eval: dict | None = None
 
     def merged(self, other: CheckpointSummary | None) -> CheckpointSummary:
         """This summary with the fields ``other`` knows and this one does not."""

@@ -20,7 +20,7 @@ from credit_audit.loading import CheckpointRef, EvalData, LoadedCheckpoint, load
 from credit_audit.metrics import standard_errors
 from credit_audit.models import ModelSpec, build_model, make_adapter
 from credit_audit.options import AuditOptions
-from credit_audit.records import ERROR, CheckpointSummary, Verdict
+from credit_audit.records import ERROR, CheckpointSummary, Status, Verdict
 
 __all__ = ["CheckpointAudit", "model_spec_for"]
 
@@ -126,6 +126,21 @@ class CheckpointAudit:
     @property
     def provenance(self) -> Any:
         return self._get("provenance", lambda: self._feedback()[1])
+
+    @property
+    def fit(self) -> dict:
+        """The model on the eval data: accuracy, mean loss, the checkpoint's stored test_acc,
+        and a warning when it does not do its job there (:mod:`credit_audit.audit.model_fit`)."""
+        return self._get("fit", self._fit)
+
+    def _fit(self) -> dict:
+        import torch.nn.functional as F
+
+        from credit_audit.audit.model_fit import eval_fit, stored_accuracy
+
+        fwd = self._base_pass()
+        losses = F.cross_entropy(fwd.logits.double(), fwd.y, reduction="none")
+        return eval_fit(fwd.logits, fwd.y, losses, "cross-entropy", stored_accuracy(self.ckpt.meta))
 
     @property
     def gamma_per_layer(self) -> list[float]:
@@ -253,13 +268,14 @@ class CheckpointAudit:
 
     @property
     def verdicts(self) -> dict[str, str]:
-        """Pitfall id -> PASS / WARN / FAIL / ERROR, running every check."""
+        """Pitfall id -> PASS / WARN / FAIL / ERROR, running every check; an ERROR carries
+        why (its ``reason``, shown in its repr: an assertion on it prints the cause)."""
         out = {}
         for pid in self.registry.pitfalls:
             try:
-                out[pid] = self.verdict(pid).status
-            except CreditAuditError:
-                out[pid] = ERROR
+                out[pid] = Status(self.verdict(pid).status)
+            except CreditAuditError as exc:
+                out[pid] = Status(ERROR, str(exc))
         return out
 
     def error(self, pitfall_id: str) -> str | None:
@@ -312,6 +328,7 @@ class CheckpointAudit:
                 "n_eval": data.n,
                 "n_available": data.n_available,
                 "order": "first N of the test split",
+                "preprocessing": data.preprocessing,
             },
             device=self.device,
             meta=ckpt.meta,
@@ -319,6 +336,7 @@ class CheckpointAudit:
             gamma_layer_mean=sum(gammas) / len(gammas),
             standard_errors=standard_errors(fwd.cos),
             demo=bool(self.ref.demo),
+            eval=self.fit,
             **fields,
         )
 
@@ -356,6 +374,7 @@ _STEPS = {
     "pass64": "the float64 pass",
     "feedback_pair": "the feedback matrices",
     "rule": "the rule",
+    "fit": "the accuracy on the eval data",
 }
 
 

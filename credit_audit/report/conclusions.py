@@ -58,6 +58,10 @@ def checkpoint_sentence(
     gamma = layer_mean_text(records, ckpt)
     head = f"Γ = {gamma}" if gamma != "n/a" else "its Γ"
     verdict = worst([r.verdict for r in recs])
+    summary = checkpoint_summary(records, ckpt)
+    unfit = ((summary.eval or {}).get("warning") if summary is not None else None) or ""
+    if verdict == PASS and unfit:  # every check passes on data the model does not fit
+        return WARN, f"{head} holds with a caveat: {_sentence(unfit)}"
     if verdict == PASS:
         spec = records.get(("checkpoint", ckpt, "bs_specificity"))
         why = f" {_sentence(spec.headline)}" if spec is not None else ""
@@ -74,6 +78,8 @@ def checkpoint_sentence(
     warning = [r for r in recs if r.verdict == WARN] if verdict == FAIL else []
     if warning:
         text += f" Warning: {_titled(titles, warning)}."
+    if unfit:
+        text += f" Warning: {_sentence(unfit)}"
     return verdict, text
 
 
@@ -153,6 +159,16 @@ def group_sentence(
             text += f" All {word}: {', '.join(every)}."
         if some:
             text += f" Some {word}: {', '.join(some)}."
+    unfit = [
+        c
+        for c in members
+        if (s := checkpoint_summary(records, c)) is not None and (s.eval or {}).get("warning")
+    ]
+    if unfit:
+        text += (
+            f" {len(unfit)} of {n} do not do their job on the eval data (near chance or below "
+            "their stored accuracy): their Γ is not the lab's."
+        )
     means = [
         s.gamma_layer_mean
         for c in members

@@ -472,6 +472,7 @@ def provenance_html(page: Page, ckpt: str) -> str:
         ("layers", _compact(model.get("layers")) if model.get("layers") else "the model's own"),
         ("cosine", model.get("cosine", "")),
         ("data", _compact(data)),
+        ("the model on it", _fit_text(s.eval)),
         ("device", s.device or ""),
         ("computed by", s.computed_by or ""),
         ("seeds", _compact(seeds)),
@@ -484,6 +485,19 @@ def provenance_html(page: Page, ckpt: str) -> str:
         '<details class="ca-prov"><summary>Provenance: file, Bs, rule, model, data, options, '
         f'seeds, environment</summary><table class="ca-table">{_table(rows)}</table></details>'
     )
+
+
+def _fit_text(fit: dict | None) -> str:
+    """Accuracy and loss on the eval data beside the stored score, and the warning."""
+    if not fit:
+        return "not measured"
+    stored = fit.get("stored_test_acc")
+    text = (
+        f"accuracy {fit['accuracy']:.1%} on {fit['n']} samples (chance {fit['chance']:.1%}), "
+        f"mean {fit.get('loss_name', 'loss')} {fit['loss']:.4g}; stored test_acc "
+        + (f"{stored:.1%}" if stored is not None else "none")
+    )
+    return text + (f". WARN: {fit['warning']}" if fit.get("warning") else "")
 
 
 def _run_rows(page: Page) -> list:

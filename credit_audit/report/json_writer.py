@@ -55,6 +55,10 @@ def environment() -> dict:
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
     env["git_commit"] = _git_commit()
+    from credit_audit._importing import added_folders
+
+    # folders put on sys.path to import --model, --rule, --data, ... (pytest's rootdir, cwd)
+    env["import_folders"] = added_folders()
     return env
 
 

@@ -6,7 +6,13 @@ import shlex
 import textwrap
 from typing import Any
 
-from credit_audit.report._records import cell_text, demo_verdicts, layer_mean_text, subjects
+from credit_audit.report._records import (
+    cell_text,
+    checkpoint_summary,
+    demo_verdicts,
+    layer_mean_text,
+    subjects,
+)
 
 __all__ = ["summary_lines"]
 
@@ -92,6 +98,33 @@ def _legend(registry: Any, checks: list, overrides: dict) -> list[str]:
     return lines
 
 
+def _fit_lines(records: dict, ckpts: list) -> list[str]:
+    """Each checkpoint's accuracy and loss on the eval data (a range for a sweep), then a WARN
+    line for each that does not do its job there (near chance, or below its stored score)."""
+    fits = {
+        c: s.eval for c in ckpts if (s := checkpoint_summary(records, c)) is not None and s.eval
+    }
+    if not fits:
+        return []
+    loss = next(iter(fits.values())).get("loss_name", "loss")
+    if len(fits) <= 10:
+        listed = ", ".join(f"{c} {f['accuracy']:.1%} ({f['loss']:.3g})" for c, f in fits.items())
+        text = f"Accuracy on the eval data ({loss}): {listed}"
+    else:
+        accs = [f["accuracy"] for f in fits.values()]
+        text = (
+            f"Accuracy on the eval data: {min(accs):.1%} to {max(accs):.1%} over {len(fits)} "
+            "checkpoints"
+        )
+    lines = textwrap.wrap(text, WIDTH, subsequent_indent="  ", break_on_hyphens=False)
+    for c, f in fits.items():
+        if f.get("warning"):
+            lines += textwrap.wrap(
+                f"WARN {c}: {f['warning']}", WIDTH, subsequent_indent="  ", break_on_hyphens=False
+            )
+    return lines
+
+
 def _demo_lines(records: dict, verdicts: dict) -> list[str]:
     """The demo's reference checkpoints explained, and a command that audits one by path."""
     from credit_audit.factory import demo_explained
@@ -151,6 +184,7 @@ def summary_lines(
             lines.append("  Γ mean = the layer-mean Γ, the headline number.")
         if claims:
             lines.append("  reproduces = the claim's value, obtained vs stated.")
+    lines += _fit_lines(records, ckpts)
     lines += _demo_lines(records, demo_verdicts(records, opts, pitfall_ids))
     for (kind, _subject, check), rec in records.items():
         if kind == "known_answer":
