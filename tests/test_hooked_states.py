@@ -85,7 +85,7 @@ def test_an_output_changed_in_place_after_its_hook_is_refused_naming_the_module(
     path = save(tmp_path, inplace_mlp(), ["fc1", "fc2"])
     a = audit(path, "inplace_mlp", "fc1,fc2")
     with pytest.raises(CreditAuditError) as err:
-        a.pass32
+        _ = a.pass32
     text = str(err.value)
     assert "the output of 'fc1' is changed in place" in text
     assert "by module 'act1' (ReLU(inplace=True))" in text
@@ -106,13 +106,13 @@ def test_the_fixes_it_names_audit_the_states_the_inplace_model_overwrote(tmp_pat
 def test_a_leaky_relu_in_place_is_refused_too(tmp_path):
     path = save(tmp_path, leaky_inplace_mlp(), ["fc1", "fc2"])
     with pytest.raises(CreditAuditError, match=r"by module 'act2' \(LeakyReLU\("):
-        audit(path, "leaky_inplace_mlp", "fc2").pass32
+        _ = audit(path, "leaky_inplace_mlp", "fc2").pass32
 
 
 def test_an_in_place_change_in_the_forward_code_names_where_it_happened(tmp_path):
     path = save(tmp_path, functional_net(), ["fc1"])
     with pytest.raises(CreditAuditError) as err:
-        audit(path, "functional_net", "fc1").pass32
+        _ = audit(path, "functional_net", "fc1").pass32
     text = str(err.value)
     assert "in the forward code after 'fc1' ran and before 'head' started" in text
     assert "'head:input'" in text and "h.relu_()" in text
@@ -121,7 +121,7 @@ def test_an_in_place_change_in_the_forward_code_names_where_it_happened(tmp_path
 def test_an_input_changed_in_place_by_its_own_module_is_refused(tmp_path):
     path = save(tmp_path, inplace_mlp(), ["act1"])
     with pytest.raises(CreditAuditError, match=r"the input of 'act1:input' is changed in place"):
-        audit(path, "inplace_mlp", "act1:input").pass32
+        _ = audit(path, "inplace_mlp", "act1:input").pass32
 
 
 class NeedsLabels(nn.Module):
