@@ -135,6 +135,55 @@ def cosines(signal: list, grads: list, metric: Any = None) -> list:
     return [metric(a, g).to(torch.float64) for a, g in zip(signal, grads, strict=True)]
 
 
+_DETACHED = (
+    "a training layer that detaches the state (TinyDFA's DFALayer) or replaces its backward "
+    "(the DRTP repo's TrainingHook) cuts g_l; build the model in its backprop mode (TinyDFA: "
+    "DFALayer(passthrough=True) or training_method='BP'; DRTP: train_mode='BP'): the "
+    "state_dict is the same"
+)
+
+
+def _states(indices: list, names: list | None) -> str:
+    """Hidden states by index, with their module names when the adapter has them."""
+    if not names:
+        return f"hidden state(s) {indices}"
+    shown = ", ".join(str(names[i]) if i < len(names) else "?" for i in indices)
+    return f"hidden state(s) {indices} ({shown})"
+
+
+def _check_linear_backward(total: Any, hs: list, source: str, names: list | None) -> None:
+    """Refuse a backward that does not carry the loss's gradient.
+
+    Backprop is linear in the upstream gradient: from a zero upstream gradient every hidden
+    state gets exactly zero. A custom backward that replaces the gradient (the DRTP repo's
+    TrainingHook in its DRTP or DFA mode returns ``labels·B`` whatever comes in) gives
+    something else, and its g_l would be the training rule's estimate, not the gradient.
+    A state the loss does not reach at all (a detaching layer) is named too.
+    """
+    import torch
+
+    zeros = torch.autograd.grad(
+        total, hs, grad_outputs=torch.zeros_like(total), retain_graph=True, allow_unused=True
+    )
+    missing = [i for i, g in enumerate(zeros) if g is None]
+    if missing:
+        raise CreditAuditError(
+            f"{source}: the loss does not depend on {_states(missing, names)}: {_DETACHED}"
+        )
+    # NaN here comes from the model's own 0·inf (the real pass reports it), not a replacement
+    replaced = [i for i, g in enumerate(zeros) if bool((torch.nan_to_num(g, nan=0.0) != 0).any())]
+    if replaced:
+        raise CreditAuditError(
+            f"{source}: the backward pass does not carry the loss's gradient to "
+            f"{_states(replaced, names)}: from a zero gradient of the loss they receive a "
+            "non-zero one, so a custom backward replaces the gradient (e.g. the DRTP repo's "
+            "TrainingHook in its DRTP/DFA mode returns labels·B whatever comes in) and g_l "
+            "would be the training rule's estimate. Build the model in its backprop mode "
+            "(DRTP: train_mode='BP'; TinyDFA: DFALayer(passthrough=True)): the state_dict is "
+            "the same"
+        )
+
+
 def _hidden_and_grads(
     adapter: Any,
     x: Any,
@@ -146,7 +195,7 @@ def _hidden_and_grads(
     source: str,
 ) -> tuple:
     """One chunk (rows ``start ..`` of ``n``): hidden states, the gradient of the loss terms of
-    its rows (each sample's batch loss), logits."""
+    its rows (each sample's batch loss), logits. The first chunk also checks the backward."""
     import torch
 
     with torch.enable_grad():
@@ -160,10 +209,15 @@ def _hidden_and_grads(
                     f"{tuple(getattr(h, 'shape', ()))}, expected ({x.shape[0]}, ...)"
                 )
         total = loss.terms(logits, y, start, n, batch)
+        names = getattr(adapter, "names", None)
+        if start == 0:
+            _check_linear_backward(total, hs, source, names)
         grads = torch.autograd.grad(total, hs, allow_unused=True)
     missing = [i for i, g in enumerate(grads) if g is None]
     if missing:
-        raise CreditAuditError(f"{source}: the loss does not depend on hidden state(s) {missing}")
+        raise CreditAuditError(
+            f"{source}: the loss does not depend on {_states(missing, names)}: {_DETACHED}"
+        )
     return [h.detach() for h in hs], [g.detach() for g in grads], logits.detach()
 
 
