@@ -42,6 +42,8 @@ def test_options_ini_header_json_and_written_claims_round_trip(pytester):
     for pid in ("eps_clamping", "gradient_floor"):
         assert ckpt["checks"][pid]["numbers"]["gradient"]["text"] == text
         assert f"g_l: the gradient of the {text}.\n" in ckpt["checks"][pid]["message"]
+    html = (pytester.path / "credit-audit" / "report.html").read_text(encoding="utf-8")
+    assert f"<tr><th>g_l, the gradient of</th><td>{text}</td></tr>" in html  # provenance
     written = yaml.safe_load((pytester.path / "claims.yaml").read_text())
     assert {(c["loss"], c["loss_reduction"], c["grad_batch"]) for c in written["claims"]} == {
         ("mse", "sum", 8)
