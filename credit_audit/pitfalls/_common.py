@@ -87,8 +87,8 @@ def gradient_line(gradient: dict) -> str:
     message; under a mean reduction ‖g‖ scales as 1/B, which is why norms depend on the batch.
 
     Example:
-        >>> gradient_line({"text": "summed cross-entropy (ce) over ...", "reduction": "sum"})
-        'g_l: the gradient of the summed cross-entropy (ce) over ....\n'
+        >>> print(gradient_line({"text": "summed cross-entropy (ce)", "reduction": "sum"}), end="")
+        g_l: the gradient of the summed cross-entropy (ce).
     """
     if not gradient:
         return ""
