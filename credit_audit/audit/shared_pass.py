@@ -135,11 +135,14 @@ def cosines(signal: list, grads: list, metric: Any = None) -> list:
     return [metric(a, g).to(torch.float64) for a, g in zip(signal, grads, strict=True)]
 
 
+_BP_MODE = (
+    "build the model in its backprop mode, whose weights are the same (the DRTP repo: "
+    "train_mode='BP'; TinyDFA: without its DFA layers, as its examples' training_method='BP', or "
+    "DFALayer(passthrough=True) with DFA(..., no_training=True))"
+)
 _DETACHED = (
     "a training layer that detaches the state (TinyDFA's DFALayer) or replaces its backward "
-    "(the DRTP repo's TrainingHook) cuts g_l; build the model in its backprop mode (TinyDFA: "
-    "DFALayer(passthrough=True) or training_method='BP'; DRTP: train_mode='BP'): the "
-    "state_dict is the same"
+    f"(the DRTP repo's TrainingHook) cuts g_l; {_BP_MODE}"
 )
 
 
@@ -178,9 +181,7 @@ def _check_linear_backward(total: Any, hs: list, source: str, names: list | None
             f"{_states(replaced, names)}: from a zero gradient of the loss they receive a "
             "non-zero one, so a custom backward replaces the gradient (e.g. the DRTP repo's "
             "TrainingHook in its DRTP/DFA mode returns labels·B whatever comes in) and g_l "
-            "would be the training rule's estimate. Build the model in its backprop mode "
-            "(DRTP: train_mode='BP'; TinyDFA: DFALayer(passthrough=True)): the state_dict is "
-            "the same"
+            f"would be the training rule's estimate; {_BP_MODE}"
         )
 
 
@@ -210,9 +211,18 @@ def _hidden_and_grads(
                 )
         total = loss.terms(logits, y, start, n, batch)
         names = getattr(adapter, "names", None)
-        if start == 0:
-            _check_linear_backward(total, hs, source, names)
-        grads = torch.autograd.grad(total, hs, allow_unused=True)
+        try:
+            if start == 0:
+                _check_linear_backward(total, hs, source, names)
+            grads = torch.autograd.grad(total, hs, allow_unused=True)
+        except RuntimeError as exc:
+            if "backward through the graph a second time" not in str(exc):
+                raise
+            raise CreditAuditError(
+                f"{source}: the backward pass runs a backward of its own (a module calls "
+                ".backward() inside it, as TinyDFA's DFA module does in training mode), so the "
+                f"gradient of the loss cannot be taken; {_BP_MODE}"
+            ) from exc
     missing = [i for i, g in enumerate(grads) if g is None]
     if missing:
         raise CreditAuditError(
