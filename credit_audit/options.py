@@ -19,6 +19,7 @@ from typing import Any
 
 from credit_audit import _parsers as parsers
 from credit_audit._errors import CreditAuditError
+from credit_audit.losses import REDUCTIONS, loss_name
 from credit_audit.report.figures import FIGURE_MODES
 
 __all__ = ["DEMO_DATA", "OPTIONS", "AuditOptions", "Option", "option"]
@@ -117,6 +118,41 @@ OPTIONS: tuple[Option, ...] = (
         "them per sample, instead of one cosine over the flattened state.",
         "off: one cosine per sample over the flattened state",
         is_flag=True,
+        deciding=True,
+    ),
+    Option(
+        "--loss",
+        "loss",
+        loss_name,
+        None,
+        "The loss the network was trained with, whose gradient g_l is: ce (cross-entropy on "
+        "logits), nll (the model outputs log-probabilities), bce (binary cross-entropy with "
+        "logits against onehot(y)), mse (against onehot(y)) or package.module:function "
+        "(function(output, y) -> per-sample losses); DFA's error is its derivative.",
+        "ce, or the checkpoint config's loss",
+        "ce|nll|bce|mse|MODULE:FUNCTION",
+        deciding=True,
+    ),
+    Option(
+        "--loss-reduction",
+        "loss_reduction",
+        parsers.choice(*REDUCTIONS),
+        None,
+        "How a batch's losses are reduced, as torch reduces them: mean (over every element: "
+        "N for ce and nll, N·C for bce and mse) or sum; under mean ‖g‖ scales as 1/batch.",
+        "mean, or the checkpoint config's loss_reduction",
+        "mean|sum",
+        deciding=True,
+    ),
+    Option(
+        "--grad-batch",
+        "grad_batch",
+        parsers.positive_int,
+        None,
+        "Samples per gradient batch: g_l is the gradient of the loss of consecutive batches "
+        "of B eval samples (the last one shorter), as a lab's script computes it.",
+        "all N samples at once (the research scripts'), or the checkpoint config's grad_batch",
+        "B",
         deciding=True,
     ),
     Option(
@@ -336,6 +372,9 @@ class AuditOptions:
     rule: str | None = _default("rule")
     layers: list | None = _default("layers")
     token_cosine: bool = _default("token_cosine")
+    loss: str | None = _default("loss")
+    loss_reduction: str | None = _default("loss_reduction")
+    grad_batch: int | None = _default("grad_batch")
     chunk_size: int = _default("chunk_size")
     data: str | None = _default("data")
     data_root: str | None = _default("data_root")

@@ -84,6 +84,7 @@ class CheckpointSummary:
     size_bytes: int | None = None
     bs_source: dict | None = None
     rule: str | None = None
+    gradient: dict | None = None  # what g_l is the gradient of: loss, reduction, grad_batch, text
     model: dict | None = None
     data: dict | None = None
     device: str | None = None

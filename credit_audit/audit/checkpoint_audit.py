@@ -93,6 +93,21 @@ class CheckpointAudit:
         return self.opts.rule or self.ckpt.hints.get("rule") or "dfa"
 
     @property
+    def loss(self) -> Any:
+        """The loss ``g_l`` is the gradient of: ``--loss``/``--loss-reduction``, else the
+        checkpoint config's, else the mean cross-entropy."""
+        from credit_audit.losses import loss_for
+
+        return self._get("loss", lambda: loss_for(self.ckpt, self.opts))
+
+    @property
+    def grad_batch(self) -> int | None:
+        """Samples per gradient batch: ``--grad-batch``, else the config's, else None (all)."""
+        from credit_audit.losses import grad_batch_for
+
+        return self._get("grad_batch", lambda: grad_batch_for(self.ckpt, self.opts))
+
+    @property
     def layers(self) -> list | None:
         """``--layers``, else the modules the checkpoint's layout names (BioTorch DFA)."""
         return self.opts.layers or self.ckpt.hints.get("layers")
@@ -134,13 +149,11 @@ class CheckpointAudit:
         return self._get("fit", self._fit)
 
     def _fit(self) -> dict:
-        import torch.nn.functional as F
-
         from credit_audit.audit.model_fit import eval_fit, stored_accuracy
 
         fwd = self._base_pass()
-        losses = F.cross_entropy(fwd.logits.double(), fwd.y, reduction="none")
-        return eval_fit(fwd.logits, fwd.y, losses, "cross-entropy", stored_accuracy(self.ckpt.meta))
+        losses = fwd.loss.per_sample(fwd.logits.double(), fwd.y)  # the loss g_l comes from
+        return eval_fit(fwd.logits, fwd.y, losses, fwd.loss.title, stored_accuracy(self.ckpt.meta))
 
     @property
     def gamma_per_layer(self) -> list[float]:
@@ -178,7 +191,16 @@ class CheckpointAudit:
         if getattr(adapter, "flat_input", False):  # the seeds' MLPs take flattened samples
             x = x.reshape(x.shape[0], -1)
         try:
-            fwd = run_pass(adapter, x, y, source, self.opts.token_cosine, self.opts.chunk_size)
+            fwd = run_pass(
+                adapter,
+                x,
+                y,
+                source,
+                self.opts.token_cosine,
+                self.opts.chunk_size,
+                self.loss,
+                self.grad_batch,
+            )
         except RuntimeError as exc:
             if "shape" in str(exc) or "size" in str(exc):
                 raise CreditAuditError(
@@ -235,6 +257,8 @@ class CheckpointAudit:
             f"checkpoint {self.ref.path}",
             self.opts.token_cosine,
             self.opts.chunk_size,
+            base.loss,
+            base.grad_batch,
         )
         fwd.set_signal(
             self._finite_signal(self.rule.signal(fwd, [b.double() for b in self.feedback]))
@@ -314,6 +338,7 @@ class CheckpointAudit:
             computed_by=os.environ.get("PYTEST_XDIST_WORKER", "main"),
             bs_source=self.provenance.as_dict(),
             rule=self.rule.name,
+            gradient=fwd.gradient(),
             model={
                 "class": self.spec.name,
                 "kwargs": self.spec.kwargs,
@@ -375,6 +400,7 @@ _STEPS = {
     "feedback_pair": "the feedback matrices",
     "rule": "the rule",
     "fit": "the accuracy on the eval data",
+    "loss": "the loss",
 }
 
 

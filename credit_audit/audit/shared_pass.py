@@ -2,8 +2,10 @@
 
 ``run_pass`` takes a model adapter and the eval batch and returns a :class:`ForwardPass`: the
 hidden states ``h_l`` (as the model made them and flattened per sample), ``g_l = dLoss/dh_l``
-(cross-entropy with mean reduction, as the seeds compute it), the logits and the labels. The
-credit rule then fills in ``signal`` (``a_l``) and the unclamped per-sample cosines ``cos``.
+(the loss the network was trained with, ``--loss``, over batches of ``--grad-batch`` samples;
+default: the mean cross-entropy over all N at once, as the seeds compute it), the logits and the
+labels. The credit rule then fills in ``signal`` (``a_l``) and the unclamped per-sample cosines
+``cos``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from credit_audit._errors import CreditAuditError
+from credit_audit.losses import Loss
 from credit_audit.metrics import cosine_unclamped, flat_rows, same_layers
 
 __all__ = ["ForwardPass", "cosines", "run_pass"]
@@ -33,6 +36,8 @@ class ForwardPass:
     cos: Any = None  # (L+1, N) float64, unclamped; set with the signal
     tokens: list = field(default_factory=list)  # per layer: T for per-token cosines, else None
     chunk: int | None = None  # samples per forward/backward call (None: all at once)
+    loss: Loss = field(default_factory=Loss)  # what g_l is the gradient of (--loss)
+    grad_batch: int | None = None  # samples per gradient batch (None: all N at once)
     _memo: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -48,6 +53,29 @@ class ForwardPass:
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
+
+    @property
+    def gradient_protocol(self) -> str:
+        """What ``g_l`` is the gradient of, for reports: the loss, its reduction and batches."""
+        n = int(self.y.shape[0])
+        b = self.grad_batch
+        if b is None or b >= n:
+            return f"{self.loss.describe()} over all {n} samples at once"
+        last = n % b
+        tail = f" (the last of {last})" if last else ""
+        return f"{self.loss.describe()} over consecutive batches of {b} samples{tail}"
+
+    def gradient(self) -> dict:
+        """The gradient protocol as fields: the loss, its reduction, ``grad_batch`` as given
+        (None: all N at once), ``batch`` the samples per batch in effect, and the text."""
+        n = int(self.y.shape[0])
+        return {
+            "loss": self.loss.name,
+            "reduction": self.loss.reduction,
+            "grad_batch": self.grad_batch,
+            "batch": n if self.grad_batch is None else min(self.grad_batch, n),
+            "text": self.gradient_protocol,
+        }
 
     @property
     def cosine_kind(self) -> str:
@@ -107,10 +135,69 @@ def cosines(signal: list, grads: list, metric: Any = None) -> list:
     return [metric(a, g).to(torch.float64) for a, g in zip(signal, grads, strict=True)]
 
 
-def _hidden_and_grads(adapter: Any, x: Any, y: Any, scale: Any, source: str) -> tuple:
-    """One chunk: hidden states, the gradient of the chunk's share of the mean loss, logits."""
+_BP_MODE = (
+    "build the model in its backprop mode, whose weights are the same (the DRTP repo: "
+    "train_mode='BP'; TinyDFA: without its DFA layers, as its examples' training_method='BP', or "
+    "DFALayer(passthrough=True) with DFA(..., no_training=True))"
+)
+_DETACHED = (
+    "a training layer that detaches the state (TinyDFA's DFALayer) or replaces its backward "
+    f"(the DRTP repo's TrainingHook) cuts g_l; {_BP_MODE}"
+)
+
+
+def _states(indices: list, names: list | None) -> str:
+    """Hidden states by index, with their module names when the adapter has them."""
+    if not names:
+        return f"hidden state(s) {indices}"
+    shown = ", ".join(str(names[i]) if i < len(names) else "?" for i in indices)
+    return f"hidden state(s) {indices} ({shown})"
+
+
+def _check_linear_backward(total: Any, hs: list, source: str, names: list | None) -> None:
+    """Refuse a backward that does not carry the loss's gradient.
+
+    Backprop is linear in the upstream gradient: from a zero upstream gradient every hidden
+    state gets exactly zero. A custom backward that replaces the gradient (the DRTP repo's
+    TrainingHook in its DRTP or DFA mode returns ``labels·B`` whatever comes in) gives
+    something else, and its g_l would be the training rule's estimate, not the gradient.
+    A state the loss does not reach at all (a detaching layer) is named too.
+    """
     import torch
-    import torch.nn.functional as F
+
+    zeros = torch.autograd.grad(
+        total, hs, grad_outputs=torch.zeros_like(total), retain_graph=True, allow_unused=True
+    )
+    missing = [i for i, g in enumerate(zeros) if g is None]
+    if missing:
+        raise CreditAuditError(
+            f"{source}: the loss does not depend on {_states(missing, names)}: {_DETACHED}"
+        )
+    # NaN here comes from the model's own 0·inf (the real pass reports it), not a replacement
+    replaced = [i for i, g in enumerate(zeros) if bool((torch.nan_to_num(g, nan=0.0) != 0).any())]
+    if replaced:
+        raise CreditAuditError(
+            f"{source}: the backward pass does not carry the loss's gradient to "
+            f"{_states(replaced, names)}: from a zero gradient of the loss they receive a "
+            "non-zero one, so a custom backward replaces the gradient (e.g. the DRTP repo's "
+            "TrainingHook in its DRTP/DFA mode returns labels·B whatever comes in) and g_l "
+            f"would be the training rule's estimate; {_BP_MODE}"
+        )
+
+
+def _hidden_and_grads(
+    adapter: Any,
+    x: Any,
+    y: Any,
+    start: int,
+    n: int,
+    loss: Loss,
+    batch: int | None,
+    source: str,
+) -> tuple:
+    """One chunk (rows ``start ..`` of ``n``): hidden states, the gradient of the loss terms of
+    its rows (each sample's batch loss), logits. The first chunk also checks the backward."""
+    import torch
 
     with torch.enable_grad():
         hs, logits = adapter.hidden_states(x)
@@ -122,14 +209,25 @@ def _hidden_and_grads(adapter: Any, x: Any, y: Any, scale: Any, source: str) -> 
                     f"{source}: hidden state {layer} has shape "
                     f"{tuple(getattr(h, 'shape', ()))}, expected ({x.shape[0]}, ...)"
                 )
-        if scale is None:  # the whole batch: the seeds' mean cross-entropy
-            loss = F.cross_entropy(logits, y)
-        else:  # a chunk: its summed losses over the whole batch's N, the same gradient
-            loss = F.cross_entropy(logits, y, reduction="sum") / scale
-        grads = torch.autograd.grad(loss, hs, allow_unused=True)
+        total = loss.terms(logits, y, start, n, batch)
+        names = getattr(adapter, "names", None)
+        try:
+            if start == 0:
+                _check_linear_backward(total, hs, source, names)
+            grads = torch.autograd.grad(total, hs, allow_unused=True)
+        except RuntimeError as exc:
+            if "backward through the graph a second time" not in str(exc):
+                raise
+            raise CreditAuditError(
+                f"{source}: the backward pass runs a backward of its own (a module calls "
+                ".backward() inside it, as TinyDFA's DFA module does in training mode), so the "
+                f"gradient of the loss cannot be taken; {_BP_MODE}"
+            ) from exc
     missing = [i for i, g in enumerate(grads) if g is None]
     if missing:
-        raise CreditAuditError(f"{source}: the loss does not depend on hidden state(s) {missing}")
+        raise CreditAuditError(
+            f"{source}: the loss does not depend on {_states(missing, names)}: {_DETACHED}"
+        )
     return [h.detach() for h in hs], [g.detach() for g in grads], logits.detach()
 
 
@@ -140,25 +238,33 @@ def run_pass(
     source: str = "model",
     token_cosine: bool = False,
     chunk: int | None = None,
+    loss: Loss | None = None,
+    grad_batch: int | None = None,
 ) -> ForwardPass:
-    """One pass: hidden states, ``dLoss/dh_l`` for every l (mean cross-entropy) and logits.
+    """One pass: hidden states, ``dLoss/dh_l`` for every l and the logits.
 
-    With ``chunk`` below N the samples go through in chunks (each sample's gradient of the mean
-    loss does not depend on the others: the activations of one chunk are in memory at a time).
+    ``g_l`` of sample n is the gradient of its batch's ``loss`` (default: mean cross-entropy),
+    the batches being consecutive runs of ``grad_batch`` samples of the eval order (None: one
+    batch of all N). With ``chunk`` below N the samples go through in chunks (a sample's
+    gradient does not depend on the other chunks: the activations of one chunk are in memory at
+    a time); the numbers do not depend on it.
     """
     import torch
 
+    loss = loss or Loss()
     n = x.shape[0]
-    if chunk is None or chunk >= n:
-        hs_raw, grads, logits = _hidden_and_grads(adapter, x, y, None, source)
+    step = n if chunk is None or chunk >= n else chunk
+    parts = []
+    for s in range(0, n, step):
+        xs, ys = (x, y) if step == n else (x[s : s + step], y[s : s + step])
+        parts.append(_hidden_and_grads(adapter, xs, ys, s, n, loss, grad_batch, source))
+    if len(parts) == 1:
+        hs_raw, grads, logits = parts[0]
     else:
-        parts = [
-            _hidden_and_grads(adapter, x[s : s + chunk], y[s : s + chunk], n, source)
-            for s in range(0, n, chunk)
-        ]
         hs_raw = [torch.cat(t) for t in zip(*(p[0] for p in parts), strict=True)]
         grads = [torch.cat(t) for t in zip(*(p[1] for p in parts), strict=True)]
         logits = torch.cat([p[2] for p in parts])
+    loss.check(logits, source)
     # --token-cosine: (N, T, D) states get one cosine per token, averaged per sample
     tokens = [int(h.shape[1]) if token_cosine and h.dim() == 3 else None for h in hs_raw]
     return ForwardPass(
@@ -171,4 +277,6 @@ def run_pass(
         grads=[flat_rows(g) for g in grads],
         logits=logits,
         chunk=chunk,
+        loss=loss,
+        grad_batch=grad_batch,
     )

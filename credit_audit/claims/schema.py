@@ -28,7 +28,18 @@ ASSERTS = ("aligned", "not_aligned", "value_only")
 BS_SOURCES = ("stored", "reconstruct")
 # What the checklist requires of every claim (the `complete` item).
 REQUIRED = ("layers", "aggregation", "cosine", "bs", "data", "n_eval")
-_PROTOCOL = ("model", "model_kwargs", "rule", "data", "data_root", "n_eval", "device")
+_PROTOCOL = (
+    "model",
+    "model_kwargs",
+    "rule",
+    "loss",
+    "loss_reduction",
+    "grad_batch",
+    "data",
+    "data_root",
+    "n_eval",
+    "device",
+)
 _FIELDS = (
     "id",
     "text",
@@ -69,6 +80,9 @@ class Claim:
     model_kwargs: dict | None = None
     rule: str | None = None
     module_layers: list | None = None  # `layers` given as module names (the hooks adapter)
+    loss: str | None = None  # a built-in loss only (a claims file must not name code)
+    loss_reduction: str | None = None
+    grad_batch: int | None = None
     data: str | None = None
     data_root: str | None = None
     n_eval: int | None = None
@@ -97,6 +111,32 @@ def _number(where, name, value, positive=False):
     if positive and value < 0:
         raise _err(where, name, "a number ≥ 0", value)
     return float(value)
+
+
+def _gradient_protocol(claim: Claim, merged: dict, where: str) -> None:
+    """``loss`` (a built-in loss: a claims file is a stranger's data and must not name code),
+    ``loss_reduction`` and ``grad_batch``."""
+    from credit_audit.losses import BUILTIN_LOSSES, REDUCTIONS
+
+    loss = merged.get("loss")
+    if loss is not None:
+        if isinstance(loss, str) and ":" in loss:
+            raise CreditAuditError(
+                f"{where}: field 'loss' is {loss!r}, code named by the claims file; a claims "
+                f"file may name only the built-in losses ({', '.join(BUILTIN_LOSSES)}). If you "
+                f"trust that function, pass --loss={loss} on the command line and leave 'loss' "
+                "out of the claim"
+            )
+        claim.loss = _choice(where, "loss", loss, BUILTIN_LOSSES)
+    if merged.get("loss_reduction") is not None:
+        claim.loss_reduction = _choice(
+            where, "loss_reduction", merged["loss_reduction"], REDUCTIONS
+        )
+    batch = merged.get("grad_batch")
+    if batch is not None:
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+            raise _err(where, "grad_batch", "a positive integer (samples per batch)", batch)
+        claim.grad_batch = batch
 
 
 def _validate(raw: dict, defaults: dict, where: str, base: Path) -> Claim:
@@ -175,6 +215,7 @@ def _validate(raw: dict, defaults: dict, where: str, base: Path) -> Claim:
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
             raise _err(where, "n_eval", "a positive integer", n)
         claim.n_eval = n
+    _gradient_protocol(claim, merged, where)
     if merged.get("model_kwargs") is not None and not isinstance(merged["model_kwargs"], dict):
         raise _err(where, "model_kwargs", "a mapping", merged["model_kwargs"])
     for name in ("model", "model_kwargs", "rule", "data", "data_root", "device"):

@@ -103,7 +103,18 @@ class ClaimVerifier:
         claim = self.claims[claim_id]
         values = {
             name: getattr(claim, name)
-            for name in ("model", "model_kwargs", "data", "data_root", "n_eval", "device", "rule")
+            for name in (
+                "model",
+                "model_kwargs",
+                "data",
+                "data_root",
+                "n_eval",
+                "device",
+                "rule",
+                "loss",
+                "loss_reduction",
+                "grad_batch",
+            )
         }
         values["layers"] = claim.module_layers
         opts = self.session.opts.with_values(f"{claim.source}: field", **values)

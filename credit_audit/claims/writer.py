@@ -63,6 +63,18 @@ def _bs(summary: Any) -> dict | None:
     return None
 
 
+def _gradient(summary: Any) -> dict:
+    """The loss, its reduction and the gradient batch the run used (a function's loss is
+    left out: a claims file names no code, and the header asks for --loss again)."""
+    from credit_audit.losses import BUILTIN_LOSSES
+
+    gradient = summary.gradient or {}
+    out = {"loss_reduction": gradient.get("reduction"), "grad_batch": gradient.get("grad_batch")}
+    if gradient.get("loss") in BUILTIN_LOSSES:
+        out = {"loss": gradient["loss"], **out}
+    return out
+
+
 def _protocol(summary: Any, folder: Path) -> dict:
     model = summary.model or {}
     data = summary.data or {}
@@ -76,6 +88,7 @@ def _protocol(summary: Any, folder: Path) -> dict:
         "cosine": "unclamped",
         "bs": _bs(summary),
         "rule": summary.rule,
+        **_gradient(summary),
         "data": data.get("name"),
         "data_root": data.get("root"),
         "n_eval": data.get("n_eval"),
@@ -168,6 +181,7 @@ def _options_again(opts: Any) -> list[str]:
     if opts is None:
         return []
     out = ["--token-cosine"] if opts.token_cosine else []
+    out += [f"--loss={opts.loss}"] if opts.loss and ":" in opts.loss else []
     out += [f"--bs-init={opts.bs_init}"] if opts.bs_init else []
     flags = {row.threshold: row.flag for row in OPTIONS if row.threshold is not None}
     for (pid, name), value in sorted(opts.thresholds.items()):

@@ -16,6 +16,7 @@ __all__ = [
     "compose",
     "fmt",
     "fmt_beside",
+    "gradient_line",
     "table",
 ]
 
@@ -79,6 +80,25 @@ def against(margin: float, error: float) -> str:
     if abs(margin) <= err:
         return WARN
     return PASS if margin > 0 else FAIL
+
+
+def gradient_line(gradient: dict) -> str:
+    """What ``g_l`` is the gradient of (``ForwardPass.gradient()``), as a line of a check's
+    message; under a mean reduction ‖g‖ scales as 1/B, which is why norms depend on the batch.
+
+    Example:
+        >>> print(gradient_line({"text": "summed cross-entropy (ce)", "reduction": "sum"}), end="")
+        g_l: the gradient of the summed cross-entropy (ce).
+    """
+    if not gradient:
+        return ""
+    line = f"g_l: the gradient of the {gradient['text']}"
+    if gradient.get("reduction") == "mean":
+        line += (
+            f"; under the mean reduction ‖g‖ scales as 1/B (B = {gradient['batch']} here), "
+            "so its norms depend on the batch the lab used (--grad-batch)"
+        )
+    return line + ".\n"
 
 
 def table(header: list[str], rows: list[list]) -> str:

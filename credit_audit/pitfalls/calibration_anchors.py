@@ -3,8 +3,8 @@
 Positive control ``a_l = g_l`` (Γ = 1, ρ ≈ 1 by Taylor), negative control ``a_l`` = seeded random
 vectors (≈ 0), both for Γ and for the perturbation correlation ρ, in the pipeline's precision and
 in float64. ρ_l: for each sample, M unit directions δ, loss change ``ℓ_n(h_l + εδ) − ℓ_n(h_l)``
-from one batched forward pass from layer l, Pearson correlation with ``δ·a_l`` across the M
-directions, then the mean over samples.
+(ℓ_n of the audited loss, ``--loss``) from one batched forward pass from layer l, Pearson
+correlation with ``δ·a_l`` across the M directions, then the mean over samples.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def loss_changes(
     deltas: Any,
     eps: float,
     chunk_rows: int = 1 << 16,
+    loss: Any = None,
 ) -> Any:
     """``ℓ_n(h + ε δ_m) − ℓ_n(h)`` for all (m, n), batched over the M directions.
 
@@ -75,10 +76,14 @@ def loss_changes(
         deltas: (M, N, d) unit directions.
         eps: the perturbation size ε.
         chunk_rows: at most this many perturbed rows per forward call.
+        loss: the :class:`credit_audit.losses.Loss` whose per-sample ℓ_n is perturbed (the
+            audited loss; default: cross-entropy).
     """
     import torch
-    import torch.nn.functional as F
 
+    from credit_audit.losses import Loss
+
+    loss = loss or Loss()
     m, n, d = deltas.shape
     with torch.no_grad():
         per_chunk = max(1, chunk_rows // n)
@@ -89,9 +94,8 @@ def loss_changes(
             # The unperturbed rows ride in the same call as the perturbed ones, so both see
             # the same kernels and the difference holds only the perturbation's effect.
             hp = torch.cat([h.unsqueeze(0), h.unsqueeze(0) + eps * dl]).reshape((k + 1) * n, d)
-            loss = F.cross_entropy(forward_from(layer, hp), y.repeat(k + 1), reduction="none")
-            loss = loss.reshape(k + 1, n)
-            out.append(loss[1:] - loss[0])
+            per = loss.per_sample(forward_from(layer, hp), y.repeat(k + 1)).reshape(k + 1, n)
+            out.append(per[1:] - per[0])
     return torch.cat(out)
 
 
@@ -189,11 +193,13 @@ def measure(
     seed: int = 0,
     chunk_rows: int = 1 << 16,
     min_anchor_span: float = 0.5,
+    loss: Any = None,
 ) -> AnchorsResult:
     """Anchor Γ and ρ with the perfect signal (g_l) and seeded random vectors.
 
     The same directions δ and random vectors serve both precisions, so the float64 column
-    differs from the float32 one only by the arithmetic.
+    differs from the float32 one only by the arithmetic. ``loss`` is the audited loss, whose
+    per-sample ℓ_n the perturbations move (default: cross-entropy).
     """
     import torch
 
@@ -250,7 +256,9 @@ def measure(
                         whole = _directions(seed, layer, rows, directions, d, dev)
                     dl = whole.to(dev)
                 run = fwd if len(blocks) == 1 else _on_samples(fwd, rows)
-                dloss = loss_changes(run, layer, h_p[layer][rows], y[rows], dl, eps, chunk_rows)
+                dloss = loss_changes(
+                    run, layer, h_p[layer][rows], y[rows], dl, eps, chunk_rows, loss
+                )
                 for key, vec in (
                     ("positive", g_p[layer][rows]),
                     ("negative", noise[rows].to(dev)),
@@ -428,6 +436,7 @@ class CalibrationAnchors(Pitfall):
             # perturbed rows per call: 64 per sample of --chunk-size (65536 by default)
             chunk_rows=64 * (p32.chunk or 1024),
             min_anchor_span=thresholds["min_anchor_span"],
+            loss=p32.loss,
         )
 
     def judge(self, result: AnchorsResult, thresholds: dict):

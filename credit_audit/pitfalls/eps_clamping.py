@@ -13,7 +13,15 @@ from typing import Any
 
 from credit_audit.metrics import cosine_unclamped, same_layers, same_shape
 from credit_audit.pitfalls import Pitfall, not_applicable
-from credit_audit.pitfalls._common import FAIL, PASS, Verdict, compose, fmt_beside, table
+from credit_audit.pitfalls._common import (
+    FAIL,
+    PASS,
+    Verdict,
+    compose,
+    fmt_beside,
+    gradient_line,
+    table,
+)
 
 __all__ = [
     "PITFALL",
@@ -41,18 +49,22 @@ class EpsClampingResult:
     g_norm_median: list
     overflow_share: list = field(default_factory=list)  # rows whose ‖a‖² or ‖g‖² overflows
     dtype: str = "float32"
+    # what g is the gradient of (loss, reduction, grad_batch, text): under a mean reduction
+    # ‖g‖ scales as 1/batch, and with it how close it sits to the clamp
+    gradient: dict = field(default_factory=dict)
 
     def as_numbers(self) -> dict:
         return asdict(self)
 
 
-def measure(a: list, g: list, eps: float = 1e-8) -> EpsClampingResult:
+def measure(a: list, g: list, eps: float = 1e-8, gradient: dict | None = None) -> EpsClampingResult:
     """Compare Γ_l = mean_n cos(a_l, g_l) with and without the eps clamp.
 
     Args:
         a: per-layer credit signals, each (N, d), in the pipeline's dtype.
         g: per-layer reference gradients, each (N, d).
         eps: the clamp of ``F.cosine_similarity``.
+        gradient: what ``g`` is the gradient of (``ForwardPass.gradient()``), recorded.
 
     Example:
         >>> import torch
@@ -67,6 +79,7 @@ def measure(a: list, g: list, eps: float = 1e-8) -> EpsClampingResult:
 
     same_layers(a=a, g=g)
     out = EpsClampingResult(eps, [], [], [], [], [], dtype=str(a[0].dtype).replace("torch.", ""))
+    out.gradient = dict(gradient or {})
     for layer, (al, gl) in enumerate(zip(a, g, strict=True)):
         same_shape(layer, a=al, g=gl)
         un = cosine_unclamped(al, gl).mean().item()
@@ -110,6 +123,7 @@ def verdict(result: EpsClampingResult, thresholds: dict, item: dict) -> Verdict:
     measured = (
         f"Γ_l with the unclamped cosine vs F.cosine_similarity(eps={result.eps:g}); "
         f"threshold |bias| ≤ {limit:g}.\n"
+        + gradient_line(result.gradient)
         + table(["layer", "median‖g‖", "clamped", "Γ unclamped", "Γ torch", "bias"], rows)
     )
     overflow = [i for i in bad if i < len(result.overflow_share) and result.overflow_share[i] > 0]
@@ -223,7 +237,9 @@ class EpsClamping(Pitfall):
 
     def measure(self, ctx: Any, thresholds: dict) -> EpsClampingResult:
         fwd = ctx.pass32  # the rows a cosine is taken over (per token with --token-cosine)
-        return measure(fwd.rows(fwd.signal), fwd.rows(fwd.grads), thresholds["torch_eps"])
+        return measure(
+            fwd.rows(fwd.signal), fwd.rows(fwd.grads), thresholds["torch_eps"], fwd.gradient()
+        )
 
     def judge(self, result: EpsClampingResult, thresholds: dict):
         return verdict(result, thresholds, self.item)

@@ -8,12 +8,21 @@ in the top 1% / 10% of samples, and who the active samples are (seed 003).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from credit_audit.metrics import row_norm, same_layers, same_shape
 from credit_audit.pitfalls import Pitfall
-from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, compose, fmt_beside, table
+from credit_audit.pitfalls._common import (
+    FAIL,
+    PASS,
+    WARN,
+    Verdict,
+    compose,
+    fmt_beside,
+    gradient_line,
+    table,
+)
 
 __all__ = ["PITFALL", "GradientFloorResult", "measure", "sample_profile", "verdict"]
 
@@ -38,6 +47,9 @@ class GradientFloorResult:
     active: list  # per layer: profile of active vs inactive samples
     hist_edges: list  # log10 ‖g‖ bin edges (zeros and tinier norms fall in the first bin)
     hist_counts: list  # per layer: samples per bin
+    # what g is the gradient of (loss, reduction, grad_batch, text): under a mean reduction
+    # ‖g‖ scales as 1/batch, so the floor depends on the batch the lab used
+    gradient: dict = field(default_factory=dict)
 
     def as_numbers(self) -> dict:
         return asdict(self)
@@ -51,11 +63,14 @@ def _top_share(energy, frac: float) -> float:
     return (energy.sort(descending=True).values[:k].sum() / total).item()
 
 
-def sample_profile(logits: Any, y: Any) -> dict:
-    """Per-sample misclassification, margin ``p_y − max_{k≠y} p_k``, entropy and loss."""
+def sample_profile(logits: Any, y: Any, loss: Any = None) -> dict:
+    """Per-sample misclassification, margin ``p_y − max_{k≠y} p_k``, entropy (of the softmax
+    of the output) and loss ℓ_n (of ``loss``, the audited one; default: cross-entropy)."""
     import torch
-    import torch.nn.functional as F
 
+    from credit_audit.losses import Loss
+
+    loss = loss or Loss()
     logits = logits.double()
     p = logits.softmax(-1)
     idx = torch.arange(len(y), device=y.device)
@@ -66,7 +81,7 @@ def sample_profile(logits: Any, y: Any) -> dict:
         "miscls": (logits.argmax(-1) != y).double(),
         "margin": p_true - others.max(-1).values,
         "entropy": -(p * torch.log(p.clamp_min(1e-300))).sum(-1),
-        "loss": F.cross_entropy(logits, y, reduction="none"),
+        "loss": loss.per_sample(logits, y),
     }
 
 
@@ -80,7 +95,17 @@ def _subset(profile: dict, cos_l, mask) -> dict:
 
 
 def measure(
-    g32, g64, cos32, cos64, logits, y, taus, tau_active: float, row_rel_error: float = 0.01
+    g32,
+    g64,
+    cos32,
+    cos64,
+    logits,
+    y,
+    taus,
+    tau_active: float,
+    row_rel_error: float = 0.01,
+    loss: Any = None,
+    gradient: dict | None = None,
 ) -> GradientFloorResult:
     """Measure the float32 reference gradients against their float64 recomputation.
 
@@ -94,15 +119,18 @@ def measure(
         taus: support thresholds.
         tau_active: the active/inactive split.
         row_rel_error: a row is "off" above this relative error.
+        loss: the audited :class:`credit_audit.losses.Loss` (the profile's loss column).
+        gradient: the gradient protocol (``ForwardPass.gradient()``), recorded.
     """
     import torch
 
     same_layers(g32=g32, g64=g64, cos32=cos32, cos64=cos64)
-    profile = sample_profile(logits, y)
+    profile = sample_profile(logits, y, loss)
     edges = [x / 2 for x in range(-28, 1)]  # 1e-14 .. 1, half-decade bins
     # s(tau_active) is always measured: the WARN rule reads it even when taus leave it out
     taus = sorted({*taus, tau_active})
     r = GradientFloorResult(list(taus), tau_active, *([] for _ in range(12)), edges, [])
+    r.gradient = dict(gradient or {})
     for layer, (a, b) in enumerate(zip(g32, g64, strict=True)):
         same_shape(layer, g32=a, g64=b)
         n32 = row_norm(a.double())
@@ -183,6 +211,7 @@ def verdict(result: GradientFloorResult, thresholds: dict, item: dict) -> Verdic
         f"float32 reference gradients against float64; thresholds: median ‖g‖ ≥ "
         f"{t['min_median_norm']:g}, |ΔΓ| ≤ {t['max_gamma_fp64_diff']:g}, vanished/off rows ≤ "
         f"{t['max_vanished_share']:.0%}, WARN when s({key}) < {t['min_support']:g}.\n"
+        + gradient_line(result.gradient)
         + table(
             [
                 "layer",
@@ -237,6 +266,8 @@ class GradientFloor(Pitfall):
             thresholds["taus"],
             thresholds["support_tau"],
             thresholds["row_rel_error"],
+            loss=p32.loss,
+            gradient=p32.gradient(),
         )
 
     def judge(self, result: GradientFloorResult, thresholds: dict):

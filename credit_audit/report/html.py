@@ -468,6 +468,7 @@ def provenance_html(page: Page, ckpt: str) -> str:
         ("feedback matrices (Bs)", _compact(bs) if bs else ""),
         ("their recipe", recipe),
         ("rule", s.rule or ""),
+        ("g_l, the gradient of", (s.gradient or {}).get("text", "")),
         ("model", _compact(model.get("class")) + f" ({_compact(model.get('kwargs') or {})})"),
         ("layers", _compact(model.get("layers")) if model.get("layers") else "the model's own"),
         ("cosine", model.get("cosine", "")),

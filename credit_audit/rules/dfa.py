@@ -58,12 +58,11 @@ def draw_feedback(
 
 
 def dfa_error(logits: Any, y: Any) -> Any:
-    """``e = softmax(logits) − onehot(y)`` in the dtype of ``logits``."""
-    import torch
+    """``e = softmax(logits) − onehot(y)`` in the dtype of ``logits``: the cross-entropy's
+    error (``credit_audit.losses``; ``DfaRule.error`` takes the audited loss's)."""
+    from credit_audit.losses import Loss
 
-    e = torch.softmax(logits, dim=-1)
-    e[torch.arange(len(y), device=y.device), y] -= 1
-    return e
+    return Loss("ce").error(logits, y)
 
 
 def reconstruct_bs(
@@ -182,7 +181,9 @@ class DfaRule(CreditRule):
     bulk_null = True
 
     def error(self, fwd: Any) -> Any:
-        return fwd.memo("dfa_error", lambda: dfa_error(fwd.logits.clone(), fwd.y))
+        """``dLoss/d(output)`` per sample of the pass's loss (``--loss``): ``softmax − onehot``
+        for the cross-entropy."""
+        return fwd.memo("dfa_error", lambda: fwd.loss.error(fwd.logits.clone(), fwd.y))
 
     def signal(self, fwd: Any, feedback: list) -> list:
         e = self.error(fwd)

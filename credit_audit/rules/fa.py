@@ -151,7 +151,6 @@ class FaRule(CreditRule):
 
     def signal(self, fwd: Any, feedback: list) -> list:
         import torch
-        import torch.nn.functional as F
 
         from credit_audit.metrics import flat_rows
 
@@ -161,14 +160,10 @@ class FaRule(CreditRule):
         chunk = fwd.chunk if fwd.chunk and fwd.chunk < n else n
         parts = []
         with torch.enable_grad(), fa_backward(model, dict(zip(names, feedback, strict=True))):
-            for s in range(0, n, chunk):  # as the shared pass: a chunk's share of the mean loss
+            for s in range(0, n, chunk):  # as the shared pass: the loss of the chunk's batches
                 hs, logits = fwd.adapter.hidden_states(fwd.x[s : s + chunk])
                 y = fwd.y[s : s + chunk]
-                loss = (
-                    F.cross_entropy(logits, y)
-                    if chunk == n
-                    else F.cross_entropy(logits, y, reduction="sum") / n
-                )
+                loss = fwd.loss.terms(logits, y, s, n, fwd.grad_batch)
                 grads = torch.autograd.grad(loss, hs, allow_unused=True)
                 parts.append(
                     [
