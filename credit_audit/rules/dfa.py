@@ -22,7 +22,6 @@ from credit_audit.rules import (
     init_for,
     null_generator,
     raw_entries,
-    scale_entries,
     seeded,
 )
 
@@ -108,6 +107,7 @@ def bulk_null(
     dtype: Any = None,
     progress: Any = None,
     init: str = "gaussian",
+    layout: Any = None,
 ) -> Any:
     """Per-draw, per-layer Γ for ``draws`` fresh sets of Bs; a (K, L+1) float64 tensor.
 
@@ -122,8 +122,13 @@ def bulk_null(
         dtype: arithmetic dtype (float64 unless given).
         progress: called as ``progress(done, draws)`` after each chunk.
         init: the entries' distribution (see ``credit_audit.rules.draw_matrix``).
+        layout: how one draw's entries become the blocks' matrices
+            (:mod:`credit_audit.rules.feedback_layout`); default one independent matrix of
+            ``shapes`` per block.
     """
     import torch
+
+    from credit_audit.rules.feedback_layout import BlockLayout
 
     dtype = dtype or torch.float64
     e = e.to(device=device, dtype=dtype)
@@ -137,17 +142,13 @@ def bulk_null(
     ge = [(u[:, :, None] * e[:, None, :]).reshape(n, -1) for u in units] if rows == n else None
     stream = null_generator(seed)  # the same numbers on every device
     out = torch.empty(draws, len(grads), dtype=torch.float64)
-    sizes = [int(s[0]) * int(s[1]) for s in shapes]
-    per_draw = sum(sizes)
-    step = null_chunk(per_draw, n)
+    layout = layout or BlockLayout(shapes)
+    step = null_chunk(max(layout.entries, layout.footprint), n)
     for start in range(0, draws, step):
         k = min(step, draws - start)
-        # draw after draw, each draw's blocks in order: the per-draw null's stream
-        drawn = raw_entries((k, per_draw), init, device, stream)
-        bs = [
-            scale_entries(part.reshape(k, *s), init, int(s[1]), int(s[0]), dtype)
-            for part, s in zip(drawn.split(sizes, dim=1), shapes, strict=True)
-        ]
+        # draw after draw, each draw's entries in order: the per-draw null's stream
+        drawn = raw_entries((k, layout.entries), init, device, stream)
+        bs = layout.matrices(drawn, init, dtype)
         den = [
             (torch.einsum("kdc,kde->kce", b, b).reshape(k, c * c) @ ee.T).clamp_min(0).sqrt()
             for b in bs
@@ -291,6 +292,7 @@ class DfaRule(CreditRule):
         device: str,
         init: str,
         progress: Any,
+        layout: Any = None,
     ) -> Any:
         return bulk_null(
             self.error(fwd),
@@ -301,6 +303,7 @@ class DfaRule(CreditRule):
             device,
             progress=progress,
             init=init,
+            layout=layout,
         )
 
 
