@@ -181,6 +181,7 @@ class DfaRule(CreditRule):
 
     name = "dfa"
     bulk_null = True
+    keyed_by_layer = True  # stored matrices keyed by name attach to layers (rules.keyed)
 
     def error(self, fwd: Any) -> Any:
         return fwd.memo("dfa_error", lambda: dfa_error(fwd.logits.clone(), fwd.y))
@@ -203,8 +204,9 @@ class DfaRule(CreditRule):
                 )
         return [(widths[j], c) for j in range(blocks)]
 
-    def validate(self, bs: list, fwd: Any, source: str) -> None:
-        """Bs must be one (d, C) matrix per block with finite values."""
+    def validate(self, bs: list, fwd: Any, source: str, keys: list | None = None) -> None:
+        """Bs must be one (d, C) matrix per block with finite values; ``keys`` name them in
+        messages (the file's keys, when it keyed them by name)."""
         import torch
 
         shapes = self.shapes(fwd)
@@ -215,23 +217,34 @@ class DfaRule(CreditRule):
                 f"{len(shapes)} blocks (one (d, C) = ({d}, {c}) matrix per block expected)"
             )
         for i, (b, shape) in enumerate(zip(bs, shapes, strict=True)):
+            what = f"'Bs' entry {keys[i]!r}" if keys else f"'Bs[{i}]'"
             if tuple(b.shape) != tuple(shape):
                 raise CreditAuditError(
-                    f"checkpoint {source}: 'Bs[{i}]' has shape {tuple(b.shape)}, expected "
+                    f"checkpoint {source}: {what} has shape {tuple(b.shape)}, expected "
                     f"{tuple(shape)}"
                 )
             if not b.is_floating_point() or not bool(torch.isfinite(b).all()):
                 raise CreditAuditError(
-                    f"checkpoint {source}: 'Bs[{i}]' must hold finite floats ({b.dtype})"
+                    f"checkpoint {source}: {what} must hold finite floats ({b.dtype})"
                 )
+
+    def stored(self, ckpt: Any, fwd: Any) -> tuple | None:
+        """``(matrices, layout, keys)`` of the matrices the checkpoint stores, attached to the
+        audited layers (:mod:`credit_audit.rules.stored`), or None when it stores none."""
+        from credit_audit.rules.stored import stored_dfa
+
+        return stored_dfa(self, ckpt, fwd)
 
     def feedback(self, ckpt: Any, spec: Any, fwd: Any, opts: Any, device: str) -> tuple:
         source = str(ckpt.ref.path)
-        if ckpt.bs is not None and not (opts.bs_over_stored and opts.bs_seed is not None):
-            self.validate(ckpt.bs, fwd, source)
-            return [b.to(device) for b in ckpt.bs], BsProvenance(
-                "stored", init=init_for(ckpt, opts)
-            )
+        if not (opts.bs_over_stored and opts.bs_seed is not None):
+            stored = self.stored(ckpt, fwd)
+            if stored is not None:
+                bs, layout, keys = stored
+                self.validate(bs, fwd, source, list(keys.values()) if keys else None)
+                return [b.to(device) for b in bs], BsProvenance(
+                    "stored", init=init_for(ckpt, opts), layout=layout, keys=keys
+                )
         # a claim that states its own seed and generator is taken at its word, also for a
         # checkpoint (the demo's) that knows its own
         claim_says = opts.bs_over_stored and opts.bs_seed is not None
