@@ -114,9 +114,11 @@ class CheckpointAudit:
     def layers(self) -> list | None:
         """``--layers``, else the checkpoint's config or the modules its layout names
         (BioTorch DFA), else the layers its ``Bs`` keys name (:mod:`credit_audit.rules.keyed`)."""
-        return (
-            self.opts.layers or self.ckpt.hints.get("layers") or self._memo.get("layers_from_keys")
-        )
+        given = self.opts.layers or self.ckpt.hints.get("layers")
+        if given or not self.ckpt.feedback_named:
+            return given
+        self._base_pass()  # the model's module order decides
+        return self._memo.get("layers_from_keys")
 
     @property
     def ckpt(self) -> LoadedCheckpoint:
@@ -180,12 +182,13 @@ class CheckpointAudit:
             and all(k.startswith(prefix) for k in ckpt.feedback_named)
         ):
             ckpt.feedback_named = {k[len(prefix) :]: v for k, v in ckpt.feedback_named.items()}
-        if not self.layers and ckpt.feedback_named and getattr(self.rule, "keyed_by_layer", 0):
+        layers = self.opts.layers or ckpt.hints.get("layers")
+        if not layers and ckpt.feedback_named and getattr(self.rule, "keyed_by_layer", False):
             from credit_audit.rules.keyed import layers_from_keys
 
-            keys = list(ckpt.feedback_named)
-            self._memo["layers_from_keys"] = layers_from_keys(keys, model, str(self.ref.path))
-        adapter = make_adapter(model, self.registry.adapters, self.spec.name, self.layers)
+            layers = layers_from_keys(list(ckpt.feedback_named), model, str(self.ref.path))
+            self._memo["layers_from_keys"] = layers
+        adapter = make_adapter(model, self.registry.adapters, self.spec.name, layers)
         data = self.data
         head = _output_width(model, self.spec)
         lo, hi = int(data.y.min()), int(data.y.max())
