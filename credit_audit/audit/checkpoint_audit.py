@@ -37,10 +37,9 @@ def model_spec_for(ckpt: LoadedCheckpoint, opts: AuditOptions) -> ModelSpec:
     from credit_audit.models.residual import infer_residual_mlp_kwargs
 
     weights = ckpt.state_dict
-    if "embed.weight" not in weights:  # Lightning's "model.": the sizes are under it
-        from credit_audit.models import fit_keys
-
-        weights = fit_keys(weights, {k[k.find("embed.weight") :]: 0 for k in weights})[0]
+    prefix = next((k[: -len("embed.weight")] for k in weights if k.endswith(".embed.weight")), "")
+    if "embed.weight" not in weights and all(k.startswith(prefix) for k in weights):
+        weights = {k[len(prefix) :]: v for k, v in weights.items()}  # Lightning's "model."
     kwargs = infer_residual_mlp_kwargs(weights, str(ckpt.ref.path))
     return ModelSpec(cls=ResidualMLP, kwargs=kwargs, origin="reference")
 
