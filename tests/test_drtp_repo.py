@@ -222,7 +222,7 @@ def test_a_drtp_mode_state_dict_with_rule_drtp_and_the_layers_named(trained):
     # the same matrices at the same states: Γ is the repo's, with the rule's sign convention
     assert [abs(g) for g in got] == pytest.approx([abs(r) for r in repo], abs=1e-12)
     assert audit.provenance.init == "kaiming_uniform"
-    assert "(C, d), and transposed" in audit.provenance.as_dict()["layout"]
+    assert "(C, d) (drtp repo), and transposed" in audit.provenance.as_dict()["layout"]
 
 
 def test_the_file_does_not_say_its_rule_so_it_is_asked_for(trained, tmp_path):
@@ -335,3 +335,36 @@ def test_the_repo_s_fa_mode_reads_as_fa(tmp_path):
         "layers.1.fc",
         "layers.2.fc",
     ]
+
+
+def test_the_raw_state_dict_through_the_plugin(pytester, trained):
+    """``pytest --ckpt=drtp.pt --rule=drtp --model=...`` on the file as the repo saved it; the
+    JSON records where the matrices came from and how the null drew them."""
+    import json
+
+    _, path = trained["DRTP"]
+    pytester.syspathinsert(Path(__file__).parents[1])
+    result = pytester.runpytest(
+        f"--ckpt={path}",
+        "--rule=drtp",
+        "--model=tests.test_drtp_repo:bp_net",
+        "--data=digits",
+        "--n-eval=60",
+        "--null-draws=50",
+        "--bs-init=kaiming_uniform",
+        "--device=cpu",
+        "-p",
+        "no:cacheprovider",
+    )
+    assert "errors" not in result.parseoutcomes(), result.stdout.str()[-3000:]
+    doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
+    (ck,) = doc["checkpoints"]
+    assert ck["error"] is None and len(ck["checks"]) == 6
+    assert ck["format"] == "state_dict (drtp repo)" and ck["rule"] == "drtp"
+    assert ck["model"]["layers"] == ["layers.0.hook", "layers.1.hook"]
+    assert ck["bs_source"]["init"] == "kaiming_uniform"
+    assert ck["bs_source"]["keys"] == {
+        "layers.0.hook": "layers.0.hook",
+        "layers.1.hook": "layers.1.hook",
+    }
+    assert "drawn as the file stores it, (C, d) (drtp repo)" in ck["bs_source"]["layout"]

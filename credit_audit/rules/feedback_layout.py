@@ -79,8 +79,8 @@ class StoredTransposedLayout(BlockLayout):
 
     def describe(self) -> str:
         return (
-            f"one independent matrix per block, drawn as {self.library} stores it, (C, d), "
-            "and transposed"
+            "one independent matrix per block, drawn as the file stores it, "
+            f"(C, d) ({self.library}), and transposed"
         )
 
     def matrices(self, drawn: Any, init: str, dtype: Any = None) -> list:
