@@ -23,7 +23,7 @@ from typing import Any
 
 from credit_audit._errors import CreditAuditError
 
-__all__ = ["BS_LAYOUTS", "Unpacked", "is_tensor_dict", "read_bs", "unpack"]
+__all__ = ["BS_LAYOUTS", "Unpacked", "config_hints", "is_tensor_dict", "read_bs", "unpack"]
 
 #: config ``bs_layout`` values: how the stored ``Bs`` are laid out
 BS_LAYOUTS = ("per_block", "tinydfa")
@@ -103,6 +103,20 @@ def unpack(obj: Any, path: Any) -> Unpacked:
     out.meta = {k: v for k, v in obj.items() if k in ("test_acc", "epoch") and v is not None}
     read_bs(out, obj.get("Bs"), obj.get("feedback_matrix"), path)
     return out
+
+
+def config_hints(config: dict, path: Any) -> dict:
+    """What a checkpoint's config says of how it was trained (``rule``, ``layers``,
+    ``bs_init``); --rule, --layers and --bs-init still win."""
+    hints = {k: config[k] for k in ("rule", "layers", "bs_init") if k in config}
+    if "layers" in hints and not (
+        isinstance(hints["layers"], list) and all(isinstance(n, str) for n in hints["layers"])
+    ):
+        raise CreditAuditError(
+            f"checkpoint {path}: config 'layers' must be a list of module "
+            f"names, got {hints['layers']!r}"
+        )
+    return hints
 
 
 def _layout(config: dict, path: Any) -> str:
