@@ -105,6 +105,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "Module names (from model.named_modules()) whose outputs are the hidden states, "
         "comma-separated, in network order; NAME:input takes the module's input.",
+        "the checkpoint config's layers, else the layers its Bs keys or layout name, else "
         "the model's own protocol (ResidualMLP, or hidden_states/forward_from)",
         "NAME[,NAME...]",
         deciding=True,
