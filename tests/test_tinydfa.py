@@ -190,6 +190,13 @@ def test_the_null_draws_one_global_matrix_per_draw_and_slices_it(trained):
             id="one-tensor-without-layout",
         ),
         pytest.param(
+            "global",
+            {"rule": "fa"},
+            "holds TinyDFA's global (C, d_max) feedback matrix, DFA's; rule fa needs one matrix "
+            "per Linear/Conv2d",
+            id="rule-fa",
+        ),
+        pytest.param(
             "transposed",
             {},
             f"TinyDFA's feedback matrix has shape ({D_MAX}, {C}); expected (C, d_max) with C = {C}",

@@ -146,6 +146,11 @@ class FaRule(CreditRule):
         shapes = self.shapes(fwd)
         source = str(ckpt.ref.path)
         init = init_for(ckpt, opts)
+        if getattr(ckpt, "feedback_global", None) is not None:
+            raise CreditAuditError(
+                f"checkpoint {source}: holds TinyDFA's global (C, d_max) feedback matrix, DFA's; "
+                "rule fa needs one matrix per Linear/Conv2d (pass --rule=dfa)"
+            )
         stored = _by_module(ckpt.feedback_named, shapes, self._model(fwd), source)
         if stored is None and ckpt.bs is not None:
             if len(ckpt.bs) != len(shapes):
