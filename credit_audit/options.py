@@ -21,6 +21,7 @@ from credit_audit import _parsers as parsers
 from credit_audit._errors import CreditAuditError
 from credit_audit.losses import REDUCTIONS, loss_name
 from credit_audit.report.figures import FIGURE_MODES
+from credit_audit.rules import INITS
 
 __all__ = ["DEMO_DATA", "OPTIONS", "AuditOptions", "Option", "option"]
 
@@ -105,6 +106,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "Module names (from model.named_modules()) whose outputs are the hidden states, "
         "comma-separated, in network order; NAME:input takes the module's input.",
+        "the checkpoint config's layers, else the layers its Bs keys or layout name, else "
         "the model's own protocol (ResidualMLP, or hidden_states/forward_from)",
         "NAME[,NAME...]",
         deciding=True,
@@ -216,12 +218,13 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--bs-init",
         "bs_init",
-        parsers.choice("gaussian", "uniform", "xavier_uniform"),
+        parsers.choice(*INITS),
         None,
         "Distribution of the feedback matrices' entries, for reconstruction and for the "
         "null's fresh draws: gaussian (randn/sqrt(fan-in), the research scripts'), uniform "
-        "(rand*2-1, TinyDFA's) or xavier_uniform (BioTorch's).",
-        "the checkpoint config's bs_init, else gaussian",
+        "(rand*2-1, TinyDFA's), xavier_uniform (BioTorch's) or kaiming_uniform "
+        "(U(+-sqrt(6/fan-in)) of the matrix as stored, Frenkel et al.'s DRTP repo's).",
+        "the checkpoint config's bs_init, else what its layout implies, else gaussian",
         "INIT",
         deciding=True,
     ),

@@ -131,8 +131,16 @@ def test_bs_dict_with_mixed_key_types_and_a_tensor_as_config(tmp_path):
     ck = _load(p)
     assert all(torch.equal(a, b) for a, b in zip(ck.bs, bs, strict=True))
     assert set(ck.config) == {"value"}
+    # a key that is not an index is a module name (issue 19): its value must still be a tensor
     p = write(tmp_path, "badkeys.pt", {"state_dict": small_model().state_dict(), "Bs": {"a": 1}})
-    with pytest.raises(CreditAuditError, match="key 'a' is not a layer index"):
+    with pytest.raises(CreditAuditError, match="'Bs' entry 'a' is a int, expected a tensor"):
+        _load(p)
+    p = write(
+        tmp_path,
+        "mixed2.pt",
+        {"state_dict": small_model().state_dict(), "Bs": {0: bs[0], "a": bs[1]}},
+    )
+    with pytest.raises(CreditAuditError, match="mixes integer layer indices with names"):
         _load(p)
 
 

@@ -36,7 +36,11 @@ def model_spec_for(ckpt: LoadedCheckpoint, opts: AuditOptions) -> ModelSpec:
     from credit_audit.models import ResidualMLP
     from credit_audit.models.residual import infer_residual_mlp_kwargs
 
-    kwargs = infer_residual_mlp_kwargs(ckpt.state_dict, str(ckpt.ref.path))
+    weights = ckpt.state_dict
+    prefix = next((k[: -len("embed.weight")] for k in weights if k.endswith(".embed.weight")), "")
+    if "embed.weight" not in weights and all(k.startswith(prefix) for k in weights):
+        weights = {k[len(prefix) :]: v for k, v in weights.items()}  # Lightning's "model."
+    kwargs = infer_residual_mlp_kwargs(weights, str(ckpt.ref.path))
     return ModelSpec(cls=ResidualMLP, kwargs=kwargs, origin="reference")
 
 
@@ -89,8 +93,21 @@ class CheckpointAudit:
 
     @property
     def rule_name(self) -> str:
-        """``--rule``, else what the checkpoint's layout implies (BioTorch), else dfa."""
-        return self.opts.rule or self.ckpt.hints.get("rule") or "dfa"
+        """``--rule``, else the checkpoint's config or what its layout implies (BioTorch),
+        else dfa; refused when the layout is one that several rules store alike."""
+        hints = self.ckpt.hints
+        rule = self.opts.rule or hints.get("rule")
+        if rule:
+            return rule
+        if hints.get("rule_choices"):
+            choices = hints["rule_choices"]
+            raise CreditAuditError(
+                f"checkpoint {self.ref.path}: the file does not say which rule trained it: "
+                f"{hints.get('library', 'its layout')} stores the same feedback matrices for "
+                f"{', '.join(choices)}; pass --rule={'|'.join(choices)} (or save config "
+                "{'rule': ...} beside the weights)"
+            )
+        return "dfa"
 
     @property
     def loss(self) -> Any:
@@ -109,8 +126,13 @@ class CheckpointAudit:
 
     @property
     def layers(self) -> list | None:
-        """``--layers``, else the modules the checkpoint's layout names (BioTorch DFA)."""
-        return self.opts.layers or self.ckpt.hints.get("layers")
+        """``--layers``, else the checkpoint's config or the modules its layout names
+        (BioTorch DFA), else the layers its ``Bs`` keys name (:mod:`credit_audit.rules.keyed`)."""
+        given = self.opts.layers or self.ckpt.hints.get("layers")
+        if given or not self.ckpt.feedback_named:
+            return given
+        self._base_pass()  # the model's module order decides
+        return self._memo.get("layers_from_keys")
 
     @property
     def ckpt(self) -> LoadedCheckpoint:
@@ -175,10 +197,25 @@ class CheckpointAudit:
         import torch
 
         source = f"checkpoint {self.ref.path}"
-        model = build_model(self.spec, self.ckpt.state_dict, str(self.ref.path))
+        ckpt, notes = self.ckpt, {}
+        model = build_model(self.spec, ckpt.state_dict, str(self.ref.path), ckpt.set_aside, notes)
         model = model.to(self.device).eval()
         self._memo["model"] = model
-        adapter = make_adapter(model, self.registry.adapters, self.spec.name, self.layers)
+        self._memo["model_notes"] = notes
+        prefix = notes.get("key_prefix_stripped")
+        if (
+            prefix
+            and ckpt.feedback_named
+            and all(k.startswith(prefix) for k in ckpt.feedback_named)
+        ):
+            ckpt.feedback_named = {k[len(prefix) :]: v for k, v in ckpt.feedback_named.items()}
+        layers = self.opts.layers or ckpt.hints.get("layers")
+        if not layers and ckpt.feedback_named and getattr(self.rule, "keyed_by_layer", False):
+            from credit_audit.rules.keyed import layers_from_keys
+
+            layers = layers_from_keys(list(ckpt.feedback_named), model, str(self.ref.path))
+            self._memo["layers_from_keys"] = layers
+        adapter = make_adapter(model, self.registry.adapters, self.spec.name, layers)
         data = self.data
         head = _output_width(model, self.spec)
         lo, hi = int(data.y.min()), int(data.y.max())
@@ -346,6 +383,8 @@ class CheckpointAudit:
                 "adapter": type(fwd.adapter).__name__,
                 "layers": getattr(fwd.adapter, "names", None),
                 "cosine": fwd.cosine_kind,
+                "key_prefix_stripped": self._memo.get("model_notes", {}).get("key_prefix_stripped"),
+                "feedback_keys_loaded_back": self._memo.get("model_notes", {}).get("loaded_back"),
             },
             data={
                 "name": data.name,

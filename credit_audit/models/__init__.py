@@ -33,6 +33,7 @@ __all__ = [
     "ResidualMLP",
     "build_model",
     "builtin_adapters",
+    "fit_keys",
     "make_adapter",
 ]
 
@@ -134,13 +135,60 @@ def _construct(spec: ModelSpec) -> Any:
     return model
 
 
-def build_model(spec: ModelSpec, state_dict: Mapping[str, Any], source: str) -> Any:
+def _common_prefixes(keys: list) -> list[str]:
+    """``"model."``, ``"model.net."``, ...: the dotted prefixes every key shares, shortest first."""
+    parts = keys[0].split(".")[:-1]
+    out = []
+    for i in range(1, len(parts) + 1):
+        prefix = ".".join(parts[:i]) + "."
+        if not all(k.startswith(prefix) for k in keys):
+            break
+        out.append(prefix)
+    return out
+
+
+def fit_keys(
+    state_dict: Mapping[str, Any], expected: Mapping, set_aside: Mapping | None = None
+) -> tuple[dict, dict]:
+    """``(state_dict, notes)``: the weights as the model names them.
+
+    * keys a layout took out of the weights (``set_aside``: the DRTP repo's hook matrices) go
+      back in when the model has them;
+    * a prefix that every key shares comes off (Lightning's ``model.``, DataParallel's
+      ``module.``) only when every key then is one of the model's; ``notes`` records it.
+    """
+    weights = dict(state_dict)
+    notes: dict = {}
+    back = [k for k in (set_aside or {}) if k in expected]
+    if back:
+        weights.update({k: set_aside[k] for k in back})
+        notes["loaded_back"] = back
+    if weights and not all(k in expected for k in weights):
+        for prefix in _common_prefixes(list(weights)):
+            if all(k[len(prefix) :] in expected for k in weights):
+                weights = {k[len(prefix) :]: v for k, v in weights.items()}
+                notes["key_prefix_stripped"] = prefix
+                break
+    return weights, notes
+
+
+def build_model(
+    spec: ModelSpec,
+    state_dict: Mapping[str, Any],
+    source: str,
+    set_aside: Mapping | None = None,
+    notes: dict | None = None,
+) -> Any:
     """Construct the model of ``spec`` and load ``state_dict`` strictly.
 
-    A mismatch names the first offending key and both shapes.
+    A mismatch names the first offending key and both shapes. Keys are first fitted to the
+    model (:func:`fit_keys`); what that did is written into ``notes`` when given.
     """
     model = _construct(spec)
     expected = model.state_dict()
+    state_dict, fitted = fit_keys(state_dict, expected, set_aside)
+    if notes is not None:
+        notes.update(fitted)
     for key, tensor in state_dict.items():
         if key not in expected:
             raise CreditAuditError(

@@ -55,6 +55,7 @@ class BsSpecificity(Pitfall):
             int(thresholds["null_seed"]),
             ctx.device,
             init=ctx.provenance.init,
+            layout=ctx.provenance.layout,
         )
         result = measure(
             ctx.gamma_per_layer, null.numpy(), thresholds, ctx.provenance.as_dict(), NULL_STREAM

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from credit_audit._errors import CreditAuditError
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: how fresh feedback matrices are drawn (``--bs-init``)
-INITS = ("gaussian", "uniform", "xavier_uniform")
+INITS = ("gaussian", "uniform", "xavier_uniform", "kaiming_uniform")
 
 
 def draw_matrix(
@@ -48,9 +48,11 @@ def draw_matrix(
     Args:
         shape: the tensor's shape (leading batch dimensions allowed).
         init: ``gaussian`` (``randn / √fan_in``: the seeds' DFA recipe), ``uniform``
-            (``rand·2 − 1``: TinyDFA's) or ``xavier_uniform`` (``U(±√(6/(fan_in + fan_out)))``:
-            BioTorch's default).
-        fan_in: the fan-in of one matrix.
+            (``rand·2 − 1``: TinyDFA's), ``xavier_uniform`` (``U(±√(6/(fan_in + fan_out)))``:
+            BioTorch's default) or ``kaiming_uniform`` (``U(±√(6/fan_in))``:
+            ``torch.nn.init.kaiming_uniform_``'s default, Frenkel et al.'s DRTP repo's).
+        fan_in: the fan-in of one matrix, as torch computes it for the tensor as it is
+            stored (``shape[1]`` times the receptive field).
         fan_out: its fan-out.
         device: where to draw (the CPU and CUDA generators differ for one seed; a
             :class:`credit_audit.rng.Stream` draws the same numbers on both).
@@ -72,7 +74,7 @@ def raw_entries(shape: tuple, init: str, device: Any = "cpu", generator: Any = N
         if stream is not None:
             return stream.normal(tuple(shape), device)
         return torch.randn(*shape, generator=generator, device=device, dtype=torch.float32)
-    if init in ("uniform", "xavier_uniform"):
+    if init in ("uniform", "xavier_uniform", "kaiming_uniform"):
         if stream is not None:
             return stream.uniform(tuple(shape), device) * 2 - 1
         return torch.rand(*shape, generator=generator, device=device, dtype=torch.float32) * 2 - 1
@@ -85,6 +87,8 @@ def scale_entries(b: Any, init: str, fan_in: int, fan_out: int, dtype: Any = Non
         b = b / math.sqrt(fan_in)
     elif init == "xavier_uniform":
         b = b * math.sqrt(6.0 / (fan_in + fan_out))
+    elif init == "kaiming_uniform":  # gain √2 (a = 0), bound √3·gain/√fan_in
+        b = b * math.sqrt(6.0 / fan_in)
     return b if dtype is None else b.to(dtype)
 
 
@@ -126,15 +130,27 @@ class BsProvenance:
     device: str | None = None
     recipe: str | None = None
     init: str = "gaussian"
+    # how a draw's entries become the matrices (rules.feedback_layout); None: one per block
+    layout: Any = field(default=None, compare=False)
+    keys: dict | None = None  # layer -> the file's key of its matrix, when keyed by name
+    fa_modules: tuple | None = None  # FA: the modules whose backward used a feedback matrix
+    backprop_modules: tuple | None = None  # FA: modules with own weights, backprop's gradient
 
     def as_dict(self) -> dict:
-        return {
+        out = {
             "source": self.source,
             "seed": self.seed,
             "device": self.device,
             "recipe": self.recipe,
             "init": self.init,
         }
+        if self.layout is not None:
+            out["layout"] = self.layout.describe()
+        for name in ("keys", "fa_modules", "backprop_modules"):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = dict(value) if isinstance(value, dict) else list(value)
+        return out
 
 
 def gammas_for(signal: list, grads: list) -> list[float]:
@@ -174,8 +190,10 @@ class CreditRule:
         device: str,
         init: str,
         progress: Any,
+        layout: Any = None,
     ) -> Any:
-        """The null of ``draws`` fresh sets at once (rules with ``bulk_null``)."""
+        """The null of ``draws`` fresh sets at once (rules with ``bulk_null``), drawn as
+        ``layout`` says when given (:mod:`credit_audit.rules.feedback_layout`)."""
         raise NotImplementedError
 
     def alternatives(self, spec: Any, provenance: BsProvenance, like: list, device: str) -> dict:
@@ -191,19 +209,27 @@ class CreditRule:
         device: str,
         init: str = "gaussian",
         progress: Any = None,
+        layout: Any = None,
     ) -> Any:
         """Per-draw, per-layer Γ for ``draws`` fresh sets; a (K, L+1) float64 tensor.
 
         The rule's ``bulk`` when it has one and the pass takes one cosine per sample (a bulk
-        formula is per sample, not per token); otherwise one signal per draw."""
+        formula is per sample, not per token); otherwise one signal per draw. ``layout`` (the
+        provenance's, :mod:`credit_audit.rules.feedback_layout`) says how one draw's entries
+        become the matrices (TinyDFA's blocks share one global matrix); None: ``draw``."""
         import torch
 
         if self.bulk_null and not any(fwd.tokens):
-            return self.bulk(fwd, feedback, draws, seed, device, init, progress)
+            if layout is None:
+                return self.bulk(fwd, feedback, draws, seed, device, init, progress)
+            return self.bulk(fwd, feedback, draws, seed, device, init, progress, layout=layout)
         gen = null_generator(seed)
         out = torch.empty(draws, len(fwd.grads), dtype=torch.float64)
         for k in range(draws):
-            fresh = self.draw(gen, feedback, device, init)
+            if layout is None:
+                fresh = self.draw(gen, feedback, device, init)
+            else:
+                fresh = layout.draw(gen, device, init)
             out[k] = torch.tensor(fwd.gammas(self.signal(fwd, fresh)))
             if progress:
                 progress(k + 1, draws)

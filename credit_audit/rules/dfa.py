@@ -22,7 +22,6 @@ from credit_audit.rules import (
     init_for,
     null_generator,
     raw_entries,
-    scale_entries,
     seeded,
 )
 
@@ -107,6 +106,7 @@ def bulk_null(
     dtype: Any = None,
     progress: Any = None,
     init: str = "gaussian",
+    layout: Any = None,
 ) -> Any:
     """Per-draw, per-layer Γ for ``draws`` fresh sets of Bs; a (K, L+1) float64 tensor.
 
@@ -121,8 +121,13 @@ def bulk_null(
         dtype: arithmetic dtype (float64 unless given).
         progress: called as ``progress(done, draws)`` after each chunk.
         init: the entries' distribution (see ``credit_audit.rules.draw_matrix``).
+        layout: how one draw's entries become the blocks' matrices
+            (:mod:`credit_audit.rules.feedback_layout`); default one independent matrix of
+            ``shapes`` per block.
     """
     import torch
+
+    from credit_audit.rules.feedback_layout import BlockLayout
 
     dtype = dtype or torch.float64
     e = e.to(device=device, dtype=dtype)
@@ -136,17 +141,13 @@ def bulk_null(
     ge = [(u[:, :, None] * e[:, None, :]).reshape(n, -1) for u in units] if rows == n else None
     stream = null_generator(seed)  # the same numbers on every device
     out = torch.empty(draws, len(grads), dtype=torch.float64)
-    sizes = [int(s[0]) * int(s[1]) for s in shapes]
-    per_draw = sum(sizes)
-    step = null_chunk(per_draw, n)
+    layout = layout or BlockLayout(shapes)
+    step = null_chunk(max(layout.entries, layout.footprint), n)
     for start in range(0, draws, step):
         k = min(step, draws - start)
-        # draw after draw, each draw's blocks in order: the per-draw null's stream
-        drawn = raw_entries((k, per_draw), init, device, stream)
-        bs = [
-            scale_entries(part.reshape(k, *s), init, int(s[1]), int(s[0]), dtype)
-            for part, s in zip(drawn.split(sizes, dim=1), shapes, strict=True)
-        ]
+        # draw after draw, each draw's entries in order: the per-draw null's stream
+        drawn = raw_entries((k, layout.entries), init, device, stream)
+        bs = layout.matrices(drawn, init, dtype)
         den = [
             (torch.einsum("kdc,kde->kce", b, b).reshape(k, c * c) @ ee.T).clamp_min(0).sqrt()
             for b in bs
@@ -179,6 +180,7 @@ class DfaRule(CreditRule):
 
     name = "dfa"
     bulk_null = True
+    keyed_by_layer = True  # stored matrices keyed by name attach to layers (rules.keyed)
 
     def error(self, fwd: Any) -> Any:
         """``dLoss/d(output)`` per sample of the pass's loss (``--loss``): ``softmax − onehot``
@@ -203,8 +205,9 @@ class DfaRule(CreditRule):
                 )
         return [(widths[j], c) for j in range(blocks)]
 
-    def validate(self, bs: list, fwd: Any, source: str) -> None:
-        """Bs must be one (d, C) matrix per block with finite values."""
+    def validate(self, bs: list, fwd: Any, source: str, keys: list | None = None) -> None:
+        """Bs must be one (d, C) matrix per block with finite values; ``keys`` name them in
+        messages (the file's keys, when it keyed them by name)."""
         import torch
 
         shapes = self.shapes(fwd)
@@ -215,23 +218,34 @@ class DfaRule(CreditRule):
                 f"{len(shapes)} blocks (one (d, C) = ({d}, {c}) matrix per block expected)"
             )
         for i, (b, shape) in enumerate(zip(bs, shapes, strict=True)):
+            what = f"'Bs' entry {keys[i]!r}" if keys else f"'Bs[{i}]'"
             if tuple(b.shape) != tuple(shape):
                 raise CreditAuditError(
-                    f"checkpoint {source}: 'Bs[{i}]' has shape {tuple(b.shape)}, expected "
+                    f"checkpoint {source}: {what} has shape {tuple(b.shape)}, expected "
                     f"{tuple(shape)}"
                 )
             if not b.is_floating_point() or not bool(torch.isfinite(b).all()):
                 raise CreditAuditError(
-                    f"checkpoint {source}: 'Bs[{i}]' must hold finite floats ({b.dtype})"
+                    f"checkpoint {source}: {what} must hold finite floats ({b.dtype})"
                 )
+
+    def stored(self, ckpt: Any, fwd: Any) -> tuple | None:
+        """``(matrices, layout, keys)`` of the matrices the checkpoint stores, attached to the
+        audited layers (:mod:`credit_audit.rules.stored`), or None when it stores none."""
+        from credit_audit.rules.stored import stored_dfa
+
+        return stored_dfa(self, ckpt, fwd)
 
     def feedback(self, ckpt: Any, spec: Any, fwd: Any, opts: Any, device: str) -> tuple:
         source = str(ckpt.ref.path)
-        if ckpt.bs is not None and not (opts.bs_over_stored and opts.bs_seed is not None):
-            self.validate(ckpt.bs, fwd, source)
-            return [b.to(device) for b in ckpt.bs], BsProvenance(
-                "stored", init=init_for(ckpt, opts)
-            )
+        if not (opts.bs_over_stored and opts.bs_seed is not None):
+            stored = self.stored(ckpt, fwd)
+            if stored is not None:
+                bs, layout, keys = stored
+                self.validate(bs, fwd, source, list(keys.values()) if keys else None)
+                return [b.to(device) for b in bs], BsProvenance(
+                    "stored", init=init_for(ckpt, opts), layout=layout, keys=keys
+                )
         # a claim that states its own seed and generator is taken at its word, also for a
         # checkpoint (the demo's) that knows its own
         claim_says = opts.bs_over_stored and opts.bs_seed is not None
@@ -292,6 +306,7 @@ class DfaRule(CreditRule):
         device: str,
         init: str,
         progress: Any,
+        layout: Any = None,
     ) -> Any:
         return bulk_null(
             self.error(fwd),
@@ -302,6 +317,7 @@ class DfaRule(CreditRule):
             device,
             progress=progress,
             init=init,
+            layout=layout,
         )
 
 

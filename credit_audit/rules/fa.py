@@ -19,7 +19,7 @@ from typing import Any
 from credit_audit._errors import CreditAuditError
 from credit_audit.rules import BsProvenance, CreditRule, draw_matrix, init_for, seeded
 
-__all__ = ["RULE", "FaRule", "fa_backward", "feedback_modules"]
+__all__ = ["RULE", "FaRule", "backprop_modules", "fa_backward", "feedback_modules"]
 
 
 def feedback_modules(model: Any) -> list[tuple[str, Any]]:
@@ -36,10 +36,24 @@ def _fans(shape: tuple) -> tuple[int, int]:
     return int(shape[1]) * receptive, int(shape[0]) * receptive
 
 
+def backprop_modules(model: Any, fa: list) -> list[str]:
+    """Modules outside FA's set (``fa``) with weights of their own: their backward uses those
+    weights, backprop's gradient (norms; nn.MultiheadAttention's in_proj)."""
+    return [
+        n
+        for n, m in model.named_modules()
+        if n not in fa and next(m.parameters(recurse=False), None) is not None
+    ]
+
+
 @contextlib.contextmanager
 def fa_backward(model: Any, feedback: dict) -> Iterator[None]:
     """Inside the block, ``model``'s Linear/Conv2d layers named in ``feedback`` send their
-    input gradient through the feedback matrix instead of the weight (forward unchanged)."""
+    input gradient through the feedback matrix instead of the weight (forward unchanged).
+
+    A module whose patched forward did not run in the block is refused when it ends: its matrix
+    never acted, and the gradient through its weight (used outside its ``forward``, as
+    ``nn.MultiheadAttention`` uses ``out_proj.weight``) was backprop's."""
     import torch
     import torch.nn.functional as F
 
@@ -71,14 +85,23 @@ def fa_backward(model: Any, feedback: dict) -> Iterator[None]:
             return gx, None, None, None, None
 
     patched = []
+    ran: set = set()
+    modules = dict(feedback_modules(model))
+    unknown = [n for n in feedback if n not in modules]
+    if unknown:
+        raise CreditAuditError(
+            f"rule fa: feedback for {', '.join(map(repr, unknown))}, which is no Linear/Conv2d "
+            f"of {type(model).__name__}: a matrix there has no effect on the signal"
+        )
     try:
-        for name, module in feedback_modules(model):
+        for name, module in modules.items():
             if name not in feedback:
                 continue
             fb = feedback[name]
             if isinstance(module, torch.nn.Linear):
 
-                def forward(x: Any, m: Any = module, fb: Any = fb) -> Any:
+                def forward(x: Any, m: Any = module, fb: Any = fb, name: str = name) -> Any:
+                    ran.add(name)
                     return _Linear.apply(x, m.weight, m.bias, fb)
             else:
                 if module.padding_mode != "zeros":
@@ -86,12 +109,23 @@ def fa_backward(model: Any, feedback: dict) -> Iterator[None]:
                         f"rule fa: {name}: padding_mode {module.padding_mode!r} is not supported"
                     )
 
-                def forward(x: Any, m: Any = module, fb: Any = fb) -> Any:
+                def forward(x: Any, m: Any = module, fb: Any = fb, name: str = name) -> Any:
+                    ran.add(name)
                     return _Conv.apply(x, m.weight, m.bias, fb, m)
 
             module.forward = forward
             patched.append(module)
         yield
+        idle = [n for n in feedback if n not in ran]
+        if idle:
+            raise CreditAuditError(
+                f"rule fa: the forward of {', '.join(map(repr, idle))} did not run in the pass, "
+                "so its feedback matrix never acted: the gradient through its weight is "
+                "backprop's, or nothing (an unused module). nn.MultiheadAttention does this: it "
+                "calls F.multi_head_attention_forward with out_proj.weight and never calls "
+                "out_proj. FA cannot be audited on this model as built; build the attention "
+                "from nn.Linear modules that it calls, or remove the unused module"
+            )
     finally:
         for module in patched:
             del module.forward  # back to the class's forward
@@ -112,7 +146,12 @@ class FaRule(CreditRule):
         shapes = self.shapes(fwd)
         source = str(ckpt.ref.path)
         init = init_for(ckpt, opts)
-        stored = ckpt.feedback_named
+        if getattr(ckpt, "feedback_global", None) is not None:
+            raise CreditAuditError(
+                f"checkpoint {source}: holds TinyDFA's global (C, d_max) feedback matrix, DFA's; "
+                "rule fa needs one matrix per Linear/Conv2d (pass --rule=dfa)"
+            )
+        stored = _by_module(ckpt.feedback_named, shapes, self._model(fwd), source)
         if stored is None and ckpt.bs is not None:
             if len(ckpt.bs) != len(shapes):
                 raise CreditAuditError(
@@ -133,7 +172,7 @@ class FaRule(CreditRule):
                         f"{tuple(stored[name].shape)}, rule fa expects the weight's {shape}"
                     )
             matrices = [stored[n].to(device) for n in shapes]
-            return matrices, BsProvenance("stored", init=init)
+            return matrices, BsProvenance("stored", init=init, **self._modules(fwd))
         seed = ckpt.ref.bs_seed if ckpt.ref.bs_seed is not None else opts.bs_seed
         if seed is None:
             raise CreditAuditError(
@@ -146,8 +185,23 @@ class FaRule(CreditRule):
             f"torch.manual_seed(seed); model = {spec.name}(**kwargs); one {init} draw of "
             f"each Linear/Conv2d weight's shape on {bs_device}, in module order"
         )
-        prov = BsProvenance("reconstructed", seed=seed, device=bs_device, recipe=recipe, init=init)
+        prov = BsProvenance(
+            "reconstructed",
+            seed=seed,
+            device=bs_device,
+            recipe=recipe,
+            init=init,
+            **self._modules(fwd),
+        )
         return [m.to(device) for m in matrices], prov
+
+    def _modules(self, fwd: Any) -> dict:
+        """The provenance's account of where FA acted and where backprop's gradient passed."""
+        fa = list(self.shapes(fwd))
+        return {
+            "fa_modules": tuple(fa),
+            "backprop_modules": tuple(backprop_modules(self._model(fwd), fa)),
+        }
 
     def signal(self, fwd: Any, feedback: list) -> list:
         import torch
@@ -180,6 +234,31 @@ class FaRule(CreditRule):
             draw_matrix(tuple(b.shape), init, *_fans(tuple(b.shape)), device, generator)
             for b in like
         ]
+
+
+def _by_module(named: dict | None, shapes: dict, model: Any, source: str) -> dict | None:
+    """Stored matrices keyed by FA module (``NAME`` or ``NAME:input``, where the matrix
+    sends the gradient); a key that names no Linear/Conv2d is refused: it acts nowhere."""
+    if named is None:
+        return None
+    out: dict = {}
+    keys: dict = {}
+    for key, b in named.items():
+        name = str(key).partition(":")[0]
+        if name in out:
+            raise CreditAuditError(
+                f"checkpoint {source}: two feedback matrices for {name!r} (keys "
+                f"{keys[name]!r} and {key!r}); rule fa takes one per Linear/Conv2d"
+            )
+        out[name], keys[name] = b, key
+    unknown = [k for k in out if k not in shapes]
+    if unknown:
+        raise CreditAuditError(
+            f"checkpoint {source}: feedback matrix {unknown[0]!r} names no Linear/Conv2d of "
+            f"{type(model).__name__} (rule fa's modules: {', '.join(list(shapes)[:8])}); a "
+            "matrix that no module uses has no effect on the signal"
+        )
+    return out
 
 
 def _reconstruct(spec: Any, seed: int, shapes: list, device: str, init: str) -> list:
