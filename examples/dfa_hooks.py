@@ -15,7 +15,8 @@ Audit (the repository root on PYTHONPATH, so that ``examples.dfa_hooks`` imports
     pytest --ckpt=results/transformer_dfa.pt --model=examples.dfa_hooks:SmallTransformer \\
            --layers=blocks.0,blocks.1 --data=examples.dfa_hooks:digit_tokens
 
-The checkpoints store their Bs (one (d_l, C) matrix per audited module) and name the layers in
+The checkpoints store their Bs keyed by the audited modules' names (one (d_l, C) matrix each,
+``{"conv1": B1, "conv2": B2}``: the natural save for DFA through hooks) and name the layers in
 their config, so ``--layers`` may also be left out.
 """
 
@@ -136,13 +137,14 @@ def _outputs(model: nn.Module, layers: list, x: torch.Tensor) -> list:
 
 
 def save(kind: str, path: str | Path, epochs: int = 30) -> Path:
-    """Train and save ``{"state_dict", "Bs", "config", "test_acc"}``."""
+    """Train and save ``{"state_dict", "Bs": {module name: B}, "config", "test_acc"}``."""
     model, bs, layers, acc = train(kind, epochs)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config = {"rule": "dfa", "layers": layers, "model": kind, "epochs": epochs}
+    keyed = dict(zip(layers, bs, strict=True))
     torch.save(
-        {"state_dict": model.state_dict(), "Bs": bs, "config": config, "test_acc": acc}, path
+        {"state_dict": model.state_dict(), "Bs": keyed, "config": config, "test_acc": acc}, path
     )
     return path
 

@@ -181,8 +181,11 @@ def test_sdfa_bulk_null_equals_a_per_draw_loop():
     y = torch.randint(0, C, (n,), generator=gen)
     grads = [torch.randn(n, d, generator=gen, dtype=torch.float64) for _ in range(blocks + 1)]
 
+    from credit_audit.losses import Loss
+
     class Pass:  # what the rule reads of a shared pass
         tokens = [0] * (blocks + 1)
+        loss = Loss()  # cross-entropy: DFA's error is softmax − onehot
 
         def __init__(self):
             self.logits, self.y, self.grads, self._memo = logits, y, grads, {}

@@ -10,14 +10,14 @@ layer0_dominance, which needs its bands) ERROR, not the other checks. No pytest 
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable
 from typing import Any
 
 from credit_audit._errors import CreditAuditError, first_line
+from credit_audit.audit.passes import checked_pass, finite_signal
 from credit_audit.audit.shared_pass import ForwardPass, run_pass
+from credit_audit.audit.summary import summarize
 from credit_audit.loading import CheckpointRef, EvalData, LoadedCheckpoint, load_checkpoint
-from credit_audit.metrics import standard_errors
 from credit_audit.models import ModelSpec, build_model, make_adapter
 from credit_audit.options import AuditOptions
 from credit_audit.records import ERROR, CheckpointSummary, Status, Verdict
@@ -174,7 +174,10 @@ class CheckpointAudit:
         from credit_audit.audit.model_fit import eval_fit, stored_accuracy
 
         fwd = self._base_pass()
-        losses = fwd.loss.per_sample(fwd.logits.double(), fwd.y)  # the loss g_l comes from
+        logits = fwd.logits.double()
+        # the loss g_l comes from, each sample's as torch's mean counts it (bce and mse: per
+        # output), so that the mean over samples is the number the lab's script printed
+        losses = fwd.loss.per_sample(logits, fwd.y) / fwd.loss.elements(logits)
         return eval_fit(fwd.logits, fwd.y, losses, fwd.loss.title, stored_accuracy(self.ckpt.meta))
 
     @property
@@ -194,8 +197,6 @@ class CheckpointAudit:
         return self._get("base_pass", self._run_float32)
 
     def _run_float32(self) -> ForwardPass:
-        import torch
-
         source = f"checkpoint {self.ref.path}"
         ckpt, notes = self.ckpt, {}
         model = build_model(self.spec, ckpt.state_dict, str(self.ref.path), ckpt.set_aside, notes)
@@ -216,52 +217,18 @@ class CheckpointAudit:
             layers = layers_from_keys(list(ckpt.feedback_named), model, str(self.ref.path))
             self._memo["layers_from_keys"] = layers
         adapter = make_adapter(model, self.registry.adapters, self.spec.name, layers)
-        data = self.data
-        head = _output_width(model, self.spec)
-        lo, hi = int(data.y.min()), int(data.y.max())
-        if lo < 0 or (head is not None and hi >= head):
-            raise CreditAuditError(
-                f"--data={data.name}: labels span {lo}..{hi}, outside the "
-                f"model's {head} classes (0..{head - 1})"
-            )
-        x, y = data.x.to(self.device), data.y.to(self.device)
-        if getattr(adapter, "flat_input", False):  # the seeds' MLPs take flattened samples
-            x = x.reshape(x.shape[0], -1)
-        try:
-            fwd = run_pass(
-                adapter,
-                x,
-                y,
-                source,
-                self.opts.token_cosine,
-                self.opts.chunk_size,
-                self.loss,
-                self.grad_batch,
-            )
-        except RuntimeError as exc:
-            if "shape" in str(exc) or "size" in str(exc):
-                raise CreditAuditError(
-                    f"{source}: the eval data ({data.name}, {x.shape[1]} features per sample) "
-                    f"does not fit the model: {first_line(exc)}"
-                ) from exc
-            raise
-        logits = getattr(fwd, "logits", None)
-        if logits is not None and not bool(torch.isfinite(logits).all()):
-            cause = (
-                f"{str(logits.dtype).replace('torch.', '')} overflow, not an eps-clamp or "
-                "alignment effect"
-                if bool(torch.isinf(logits).any())
-                else "the network computes NaN from finite weights and data"
-            )
-            raise CreditAuditError(
-                f"{source}: the network's output (logits) {_nonfinite(logits)}, so the "
-                f"gradients there are NaN: {cause}"
-            )
-        for name, tensors in (("hidden state", fwd.hs), ("gradient", fwd.grads)):
-            for layer, t in enumerate(tensors):
-                if not bool(torch.isfinite(t).all()):
-                    raise CreditAuditError(f"{source}: the {name} at layer {layer} {_nonfinite(t)}")
-        return fwd
+        return checked_pass(
+            adapter,
+            model,
+            self.spec,
+            self.data,
+            self.device,
+            source,
+            token_cosine=self.opts.token_cosine,
+            chunk=self.opts.chunk_size,
+            loss=self.loss,
+            grad_batch=self.grad_batch,
+        )
 
     def _pass32(self) -> ForwardPass:
         fwd = self._base_pass()
@@ -271,15 +238,7 @@ class CheckpointAudit:
     def _finite_signal(self, signal: list) -> list:
         """The rule's signal, refused when it holds NaN or Inf (a cosine of it would be NaN,
         and every check's verdict with it)."""
-        import torch
-
-        for layer, a in enumerate(signal):
-            if not bool(torch.isfinite(a).all()):
-                raise CreditAuditError(
-                    f"checkpoint {self.ref.path}: the credit signal of rule {self.rule.name!r} "
-                    f"at layer {layer} {_nonfinite(a)}"
-                )
-        return signal
+        return finite_signal(signal, self.rule.name, f"checkpoint {self.ref.path}")
 
     def _pass64(self) -> ForwardPass:
         import torch
@@ -353,56 +312,9 @@ class CheckpointAudit:
         if self._summary is not None and "base_pass" not in self._memo:
             return self._summary  # released: what was known then
         try:
-            return self._summary_fields()
+            return summarize(self)
         except Exception:  # noqa: BLE001 - the checks report the error; the summary is partial
             return base
-
-    def _summary_fields(self) -> CheckpointSummary:
-        ckpt, fwd = self.ckpt, self.pass32
-        gammas = self.gamma_per_layer
-        fields: dict[str, Any] = {}
-        for pid, pitfall in self.registry.pitfalls.items():
-            fields.update(pitfall.summary(self, self._results.get(pid)))
-        data = self.data
-        return CheckpointSummary(
-            id=self.ref.id,
-            path=str(self.ref.path),
-            format=ckpt.format,
-            sha256=ckpt.sha256,
-            size_bytes=ckpt.size_bytes,
-            unpickled=ckpt.unpickled,
-            dtypes=ckpt.dtypes,
-            computed_by=os.environ.get("PYTEST_XDIST_WORKER", "main"),
-            bs_source=self.provenance.as_dict(),
-            rule=self.rule.name,
-            gradient=fwd.gradient(),
-            model={
-                "class": self.spec.name,
-                "kwargs": self.spec.kwargs,
-                "origin": self.spec.origin,
-                "adapter": type(fwd.adapter).__name__,
-                "layers": getattr(fwd.adapter, "names", None),
-                "cosine": fwd.cosine_kind,
-                "key_prefix_stripped": self._memo.get("model_notes", {}).get("key_prefix_stripped"),
-                "feedback_keys_loaded_back": self._memo.get("model_notes", {}).get("loaded_back"),
-            },
-            data={
-                "name": data.name,
-                "root": data.root,
-                "n_eval": data.n,
-                "n_available": data.n_available,
-                "order": "first N of the test split",
-                "preprocessing": data.preprocessing,
-            },
-            device=self.device,
-            meta=ckpt.meta,
-            gamma_per_layer=gammas,
-            gamma_layer_mean=sum(gammas) / len(gammas),
-            standard_errors=standard_errors(fwd.cos),
-            demo=bool(self.ref.demo),
-            eval=self.fit,
-            **fields,
-        )
 
     @property
     def holds_tensors(self) -> bool:
@@ -441,32 +353,3 @@ _STEPS = {
     "fit": "the accuracy on the eval data",
     "loss": "the loss",
 }
-
-
-def _nonfinite(t: Any) -> str:
-    """What is wrong with a tensor that is not finite, and in which rows (samples)."""
-    import torch
-
-    flat = t.reshape(t.shape[0], -1)
-    nan_rows = torch.isnan(flat).any(1).nonzero().flatten().tolist()
-    inf_rows = torch.isinf(flat).any(1).nonzero().flatten().tolist()
-
-    def rows(r: list) -> str:
-        return f"{len(r)} rows ({', '.join(map(str, r[:5]))}{', ...' if len(r) > 5 else ''})"
-
-    parts = []
-    if inf_rows:
-        parts.append(
-            f"overflows {str(t.dtype).replace('torch.', '')} (Inf, |x| > "
-            f"{torch.finfo(t.dtype).max:.1e}) in {rows(inf_rows)}"
-        )
-    if nan_rows:
-        parts.append(f"holds NaN in {rows(nan_rows)}")
-    return " and ".join(parts) + " of the evaluation samples"
-
-
-def _output_width(model: Any, spec: ModelSpec) -> int | None:
-    weight = getattr(getattr(model, "out_head", None), "weight", None)
-    if weight is not None:
-        return int(weight.shape[0])
-    return spec.kwargs.get("num_classes")

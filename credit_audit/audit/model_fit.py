@@ -48,7 +48,8 @@ def eval_fit(logits: Any, y: Any, losses: Any, loss_name: str, stored: float | N
     Args:
         logits: (N, C) outputs of the audited pass.
         y: (N,) labels.
-        losses: (N,) per-sample losses of the loss the gradients come from.
+        losses: (N,) per-sample losses of the loss the gradients come from, each as torch's
+            mean reduction weighs it (so that their mean is the lab's printed test loss).
         loss_name: that loss, as the report names it.
         stored: the checkpoint's stored test accuracy as a fraction, or None.
     """

@@ -1,4 +1,8 @@
-"""Direct Feedback Alignment: ``e = softmax(logits) − onehot(y)``, ``a_l = e · B_{min(l, L−1)}ᵀ``.
+"""Direct Feedback Alignment: ``a_l = e · B_{min(l, L−1)}ᵀ``, ``e`` the loss's error at the output.
+
+``e`` is ``dLoss/d(output)`` per sample of the loss the network was trained with
+(:meth:`credit_audit.losses.Loss.error`): ``softmax(logits) − onehot(y)`` for the default
+cross-entropy, as the seeds train, ``sigmoid − onehot`` for bce, ``output − onehot`` for mse.
 
 Feedback matrices ``B_j`` of shape (d, C), one per block, drawn as ``randn(d, C)/√C`` (the
 seeds' recipe: ``torch.manual_seed(s)``, build the model, draw on the device). The null is exact
