@@ -102,3 +102,45 @@ def test_audit_on_cuda_matches_cpu_and_finds_the_cpu_generator(reference, refere
         for check in ("bs_specificity", "layer0_dominance", "eps_clamping"):
             on = {dev: run.audit_of(ckpt).verdict(check).status for dev, run in runs.items()}
             assert on["cuda"] == on["cpu"], (check, ckpt)
+
+
+@pytest.mark.parametrize("which", ["tinydfa", "drtp_repo"])
+def test_a_peer_layout_under_another_loss_and_batches_gives_the_cpu_numbers(which, tmp_path):
+    """Issue 19's paths on CUDA: TinyDFA's global matrix and the DRTP repo's hooks (their nulls
+    drawn by layout), audited with --loss=mse over gradient batches of 64: Γ in both precisions,
+    the null band and the verdicts as on the CPU."""
+    from credit_audit.registry import default_registry
+
+    path = tmp_path / f"{which}.pt"
+    if which == "tinydfa":
+        from tests.test_tinydfa import train
+
+        weights, m = train(steps=40)
+        torch.save({"state_dict": weights, "feedback_matrix": m}, path)
+        extra = {
+            "model": "tests.test_tinydfa:DigitsFullyConnected",
+            "layers": "fc2:input,fc3:input",
+        }
+    else:
+        from tests.test_drtp_repo import train
+
+        torch.save(train("DRTP", steps=40).state_dict(), path)
+        extra = {"model": "tests.test_drtp_repo:bp_net", "rule": "drtp"}
+    audits = {
+        dev: AuditSession(
+            AuditOptions(device=dev, data="digits"), tmp_path, default_registry(), lambda m: None
+        ).checkpoint(path, n_eval=300, null_draws=300, loss="mse", grad_batch=64, **extra)
+        for dev in ("cpu", "cuda")
+    }
+    cpu, cuda = audits["cpu"], audits["cuda"]
+    assert cuda.pass32.gradient_protocol == cpu.pass32.gradient_protocol
+    assert cuda.gamma_per_layer == pytest.approx(cpu.gamma_per_layer, abs=1e-5)
+    f_cpu, f_cuda = cpu.pass64.cos.mean(1), cuda.pass64.cos.mean(1).cpu()
+    assert torch.allclose(f_cpu, f_cuda, atol=1e-9)
+    b_cpu, b_cuda = cpu.result("bs_specificity"), cuda.result("bs_specificity")
+    assert b_cuda.per_layer_p99 == pytest.approx(b_cpu.per_layer_p99, abs=1e-5)
+    assert b_cuda.layer_mean_p01 == pytest.approx(b_cpu.layer_mean_p01, abs=1e-5)
+    v_cpu, v_cuda = cpu.verdicts, cuda.verdicts
+    for check in v_cpu:
+        if check != "calibration_anchors":  # float32 ρ may sit in its borderline zone
+            assert v_cuda[check] == v_cpu[check], check
