@@ -20,12 +20,16 @@ def session(opts, cache_dir=None):
 
 
 def count_passes(monkeypatch):
-    """Record the dtype of every shared pass the audits run."""
+    """Record the dtype of every shared pass the audits run (the float32 one through
+    audit.passes, the float64 copy from checkpoint_audit itself)."""
+    from credit_audit.audit import passes
+
     calls = []
     real = checkpoint_audit.run_pass
-    monkeypatch.setattr(
-        checkpoint_audit, "run_pass", lambda *a, **k: calls.append(a[1].dtype) or real(*a, **k)
-    )
+    for module in (checkpoint_audit, passes):
+        monkeypatch.setattr(
+            module, "run_pass", lambda *a, **k: calls.append(a[1].dtype) or real(*a, **k)
+        )
     return calls
 
 
