@@ -252,6 +252,14 @@ class Loss:
                     f"logsumexp is {worst:.3g} away from 0; log_softmax outputs give 0). End the "
                     "model with log_softmax, or audit its logits with --loss=ce"
                 )
+        if self.name == "ce" and bool(((output >= 0) & (output <= 1)).all()):
+            raise CreditAuditError(
+                f"{source}: {flag}: every output lies in [0, 1]: they look like probabilities "
+                "from a softmax or sigmoid output layer, and ce takes logits (it applies "
+                "log_softmax itself). Build the model without that last layer (the state_dict "
+                "is the same), or state the loss it was trained with (--loss=bce with logits for "
+                "a sigmoid output, --loss=nll with log_softmax outputs, --loss=mse on the outputs)"
+            )
         if self.name == "bce" and bool(((output >= 0) & (output <= 1)).all()):
             raise CreditAuditError(
                 f"{source}: {flag}: every output lies in [0, 1]: they look like probabilities "
@@ -305,6 +313,15 @@ def loss_for(ckpt: Any, opts: Any) -> Loss:
     mean cross-entropy."""
     source = f"checkpoint {ckpt.ref.path}"
     name, origin = opts.loss, "--loss"
+    choices = _config_value(ckpt, "loss_choices")
+    if name is None and _config_value(ckpt, "loss") is None and choices:
+        library = _config_value(ckpt, "library") or "its layout"
+        raise CreditAuditError(
+            f"{source}: the file does not say which loss trained it ({library} trains with "
+            f"{', '.join(choices)}), and g_l is that loss's gradient; pass "
+            f"--loss={'|'.join(choices)} (the DRTP repo's default is bce, on a sigmoid output: "
+            'build the model with output_act="none" for --loss=bce)'
+        )
     if name is None and _config_value(ckpt, "loss") is not None:
         name, origin = _config_value(ckpt, "loss"), f"the config of {ckpt.ref.path}"
         if isinstance(name, str) and ":" in name:

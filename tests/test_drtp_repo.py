@@ -167,8 +167,10 @@ def trained(tmp_path_factory):
     return out
 
 
-def audit_of(path, **options):
-    opts = AuditOptions(device="cpu", model="tests.test_drtp_repo:bp_net", data="digits")
+def audit_of(path, loss="ce", **options):
+    """The file audited as the repo's user would, with the loss it was trained with (the
+    file does not say it: the audit asks for it)."""
+    opts = AuditOptions(device="cpu", model="tests.test_drtp_repo:bp_net", data="digits", loss=loss)
     session = AuditSession(opts, Path.cwd(), default_registry(), print)
     return session.checkpoint(path, n_eval=60, null_draws=60, **options)
 
@@ -213,14 +215,15 @@ def test_a_drtp_mode_state_dict_with_rule_drtp_and_the_layers_named(trained):
     model, path = trained["DRTP"]
     audit = audit_of(path, rule="drtp", layers="layers.0.hook,layers.1.hook")
     bs = [model.layers[k].hook.fixed_fb_weights.detach().double() for k in (0, 1)]
-    target = audit.rule.error(audit.pass64)
+    labels = F.one_hot(audit.pass64.y, C).double()  # function.py's DRTP branch: labels.mm(B)
     for got, b in zip(audit.pass64.signal, bs, strict=True):
-        assert torch.equal(got, target @ b.reshape(C, -1))
+        assert torch.equal(got, labels @ b.reshape(C, -1))
     x, y = audit.pass64.x, audit.pass64.y
     repo = gammas64(bp_weights(model), x, y, lambda lg, yy, k: estimate("DRTP", bs[k], lg, yy))
     got = audit.pass64.cos.mean(1).tolist()
-    # the same matrices at the same states: Γ is the repo's, with the rule's sign convention
-    assert [abs(g) for g in got] == pytest.approx([abs(r) for r in repo], abs=1e-12)
+    # the same matrices at the same states, with the repo's own sign: Γ is the repo's
+    assert got == pytest.approx(repo, abs=1e-12)
+    assert repo[1] > 0.1  # trained by DRTP: the FC hook aligns with +labels·B
     assert audit.provenance.init == "kaiming_uniform"
     assert "(C, d) (drtp repo), and transposed" in audit.provenance.as_dict()["layout"]
 
@@ -239,6 +242,21 @@ def test_the_file_does_not_say_its_rule_so_it_is_asked_for(trained, tmp_path):
     bundle = tmp_path / "bundle.pt"
     torch.save({"state_dict": model.state_dict(), "config": {"rule": "drtp"}}, bundle)
     assert audit_of(bundle).rule.name == "drtp"
+
+
+def test_the_file_does_not_say_its_loss_so_it_is_asked_for(trained):
+    """The repo trains with bce (its default, on a sigmoid output), ce or mse: g_l differs, and
+    the file does not say which."""
+    _, path = trained["DRTP"]
+    with pytest.raises(
+        CreditAuditError,
+        match=re.escape(
+            f"checkpoint {path}: the file does not say which loss trained it (drtp repo trains "
+            "with bce, ce, mse), and g_l is that loss's gradient; pass --loss=bce|ce|mse"
+        ),
+    ):
+        assert audit_of(path, loss=None, rule="drtp").pass32 is None
+    assert audit_of(path, loss="mse", rule="drtp").pass32.loss.name == "mse"
 
 
 def test_a_model_built_with_the_hooks_matrices_gets_them_back(trained):
@@ -347,6 +365,7 @@ def test_the_raw_state_dict_through_the_plugin(pytester, trained):
     result = pytester.runpytest(
         f"--ckpt={path}",
         "--rule=drtp",
+        "--loss=ce",
         "--model=tests.test_drtp_repo:bp_net",
         "--data=digits",
         "--n-eval=60",

@@ -289,6 +289,18 @@ def test_nll_refuses_logits_and_bce_refuses_probabilities(tmp_path):
     assert audit_net(path, "logits", loss="bce").pass32.loss.name == "bce"
 
 
+def test_ce_refuses_probabilities_from_a_sigmoid_output(tmp_path):
+    """The default ce on a model that ends in a sigmoid (the DRTP repo's default output) would
+    take its probabilities for logits and audit another gradient in silence."""
+    path, _, _ = save_net(tmp_path, "sigmoid", name="sig.pt")
+    with pytest.raises(CreditAuditError) as info:
+        audit_net(path, "sigmoid").pass32  # noqa: B018
+    message = str(info.value)
+    assert f"checkpoint {path}: --loss=ce: every output lies in [0, 1]" in message
+    assert "--loss=bce with logits for a sigmoid output" in message
+    assert audit_net(path, "logits").pass32.loss.name == "ce"
+
+
 def test_a_users_loss_function_is_checked(tmp_path):
     path, _, _ = save_net(tmp_path)
     with pytest.raises(CreditAuditError) as info:

@@ -214,3 +214,31 @@ def test_drtp_and_sdfa_are_registered_and_named_in_the_option_help():
     assert rules["drtp"].bulk_null and rules["sdfa"].bulk_null
     help_text = next(o.help for o in OPTIONS if o.flag == "--rule")
     assert "sdfa" in help_text and "drtp" in help_text
+
+
+def test_sdfa_takes_the_sign_of_the_float32_error_in_the_float64_pass_too():
+    """A confident sample's softmax rounds to 1 in float32: its true class's error is exactly 0
+    there (sign 0) and −8e-13 in float64 (sign −1). The float64 pass keeps the float32 pattern,
+    so that gradient_floor's float64 comparison measures the reference gradient alone."""
+    from credit_audit.losses import Loss
+    from credit_audit.rules.sdfa import RULE
+
+    logits = torch.zeros(2, C, dtype=torch.float64)
+    logits[0, 3] = 30.0  # confident: p_3 = 1 in float32
+    logits[1, 4] = 1.0
+    y = torch.tensor([3, 4])
+
+    class Pass:
+        loss = Loss()
+
+        def __init__(self, dtype):
+            self.logits, self.y, self._memo = logits.to(dtype), y, {}
+
+        def memo(self, key, compute):
+            return self._memo.setdefault(key, compute())
+
+    e64 = torch.softmax(logits, -1) - F.one_hot(y, C).double()
+    assert e64[0, 3] < 0  # float64 resolves it
+    s32, s64 = RULE.error(Pass(torch.float32)), RULE.error(Pass(torch.float64))
+    assert s32[0, 3] == 0 and s64.dtype == torch.float64
+    assert torch.equal(s64, s32.double())

@@ -31,6 +31,9 @@ __all__ = ["DRTP_RULES", "DrtpRepoLayout", "split_drtp_repo"]
 _SUFFIX = ".fixed_fb_weights"
 #: the repo's modes whose hooks store the same (C, d) matrices
 DRTP_RULES = ("drtp", "dfa", "sdfa")
+#: the repo's losses (train.py: MSE, BCE on a sigmoid output, its default, and CE): the file
+#: does not say which trained it, and the gradient g_l depends on it
+DRTP_LOSSES = ("bce", "ce", "mse")
 
 
 class DrtpRepoLayout:
@@ -42,7 +45,7 @@ class DrtpRepoLayout:
         self.set_aside = set_aside  # the file's keys taken out of the weights
 
     def hints(self) -> dict:
-        out = {"bs_init": "kaiming_uniform", "library": "drtp repo"}
+        out = {"bs_init": "kaiming_uniform", "library": "drtp repo", "loss_choices": DRTP_LOSSES}
         if self.rule is None:
             out.update(rule_choices=list(DRTP_RULES), bs_layout="stored_transposed")
         else:

@@ -12,8 +12,11 @@ is DFA's error there (``softmax − onehot`` under cross-entropy). The signal au
 
 so it follows whatever error DFA computes (its loss). ``sign`` keeps an entry that is exactly 0
 at 0, as ``torch.sign`` does: a confident sample whose ``softmax`` rounds to 1 (float32) drops
-that class. The signal is bilinear in B (``sign(e)`` does not depend on B), so the null is
-DFA's exact bulk computation with ``sign(e)`` for ``e``.
+that class. The sign is taken of the error in float32, the pipeline's precision, also in the
+float64 pass: ``sign`` is discontinuous, and a float64 error would flip exactly the entries
+that float32 rounds to 0, so the float64 comparison (gradient_floor) would blame the reference
+gradient for a change of the signal. The signal is bilinear in B (``sign(e)`` does not depend
+on B), so the null is DFA's exact bulk computation with ``sign(e)`` for ``e``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,13 @@ class SdfaRule(DfaRule):
     def error(self, fwd: Any) -> Any:
         import torch
 
-        return fwd.memo("sdfa_sign_error", lambda: torch.sign(DfaRule.error(self, fwd)))
+        def sign() -> Any:
+            if fwd.logits.dtype == torch.float32:
+                return torch.sign(DfaRule.error(self, fwd))
+            # the float64 pass: the sign pattern of the float32 pipeline's error
+            return torch.sign(fwd.loss.error(fwd.logits.float(), fwd.y)).to(fwd.logits.dtype)
+
+        return fwd.memo("sdfa_sign_error", sign)
 
 
 RULE = SdfaRule()
