@@ -348,11 +348,9 @@ def test_the_repo_s_fa_mode_reads_as_fa(tmp_path):
     for got, w in zip(audit.pass64.signal, want, strict=True):
         w = w.reshape(w.shape[0], -1)
         assert torch.allclose(got, w, rtol=0, atol=1e-13 * w.abs().max().item())
-    assert audit.provenance.as_dict()["fa_modules"] == [
-        "layers.0.conv",
-        "layers.1.fc",
-        "layers.2.fc",
-    ]
+    prov = audit.provenance.as_dict()
+    assert prov["fa_modules"] == ["layers.1.fc", "layers.2.fc"]
+    assert prov["fa_no_effect"] == ["layers.0.conv"]  # it feeds the data, not an audited state
 
 
 def test_the_raw_state_dict_through_the_plugin(pytester, trained):

@@ -107,9 +107,46 @@ def test_the_provenance_lists_where_fa_acted_and_where_backprop_passed(tmp_path)
     prov = a.provenance.as_dict()
     blocks = [f"blocks.{i}" for i in range(3)]
     assert prov["fa_modules"] == [
-        "embed",
         *[f"{b}.{fc}" for b in blocks for fc in ("fc1", "fc2")],
         "out_head",
     ]
+    # h_0 is embed's output: embed's matrix only sends the gradient on to the data
+    assert prov["fa_no_effect"] == ["embed"]
     assert prov["backprop_modules"] == [*[f"{b}.norm" for b in blocks], "out_ln"]
     assert a.summary().bs_source["fa_modules"] == prov["fa_modules"]
+
+
+class Tied(nn.Module):
+    """fc2's weight acts twice: in fc2 and in a functional call on fc2.weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 32)
+        self.fc2 = nn.Linear(32, 32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        h = torch.tanh(self.fc1(x))
+        h = torch.tanh(self.fc2(h))
+        h = torch.tanh(nn.functional.linear(h, self.fc2.weight, self.fc2.bias))
+        return self.head(h)
+
+
+def test_a_weight_used_outside_its_module_is_refused(tmp_path):
+    """The patched fc2 carries FA's matrix, the functional call on fc2.weight backprop's
+    gradient: before, the audit ran and called the mixture FA."""
+    torch.manual_seed(0)
+    path = write(tmp_path, "tied.pt", {"state_dict": Tied().state_dict()})
+    a = session_audit(
+        path,
+        model="tests.test_fa_modules:Tied",
+        data="digits",
+        layers="fc1,fc2",
+        rule="fa",
+        bs_seed=1,
+    )
+    with pytest.raises(
+        CreditAuditError,
+        match=re.escape("rule fa: the weight of 'fc2' is also used outside its module's forward"),
+    ):
+        assert a.pass32 is None

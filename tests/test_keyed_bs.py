@@ -192,7 +192,9 @@ def test_fa_matrices_keyed_by_module_name(tmp_path, net):
     for got, w in zip(audit.pass64.signal, want, strict=True):
         assert torch.allclose(got, w, rtol=0, atol=1e-13 * w.abs().max().item())
     prov = audit.provenance.as_dict()
-    assert prov["fa_modules"] == ["fc1", "fc2", "head"] and prov["backprop_modules"] == []
+    # fc1 sends its gradient to the data only, upstream of every audited state: no effect
+    assert prov["fa_modules"] == ["fc2", "head"] and prov["fa_no_effect"] == ["fc1"]
+    assert prov["backprop_modules"] == []
 
 
 @pytest.mark.parametrize(

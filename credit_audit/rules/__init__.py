@@ -133,7 +133,8 @@ class BsProvenance:
     # how a draw's entries become the matrices (rules.feedback_layout); None: one per block
     layout: Any = field(default=None, compare=False)
     keys: dict | None = None  # layer -> the file's key of its matrix, when keyed by name
-    fa_modules: tuple | None = None  # FA: the modules whose backward used a feedback matrix
+    fa_modules: tuple | None = None  # FA: the modules whose feedback reaches an audited state
+    fa_no_effect: tuple | None = None  # FA: upstream of every audited state: no effect on Γ
     backprop_modules: tuple | None = None  # FA: modules with own weights, backprop's gradient
 
     def as_dict(self) -> dict:
@@ -146,7 +147,7 @@ class BsProvenance:
         }
         if self.layout is not None:
             out["layout"] = self.layout.describe()
-        for name in ("keys", "fa_modules", "backprop_modules"):
+        for name in ("keys", "fa_modules", "fa_no_effect", "backprop_modules"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = dict(value) if isinstance(value, dict) else list(value)

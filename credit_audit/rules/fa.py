@@ -47,9 +47,10 @@ def backprop_modules(model: Any, fa: list) -> list[str]:
 
 
 @contextlib.contextmanager
-def fa_backward(model: Any, feedback: dict) -> Iterator[None]:
+def fa_backward(model: Any, feedback: dict, acted: set | None = None) -> Iterator[dict]:
     """Inside the block, ``model``'s Linear/Conv2d layers named in ``feedback`` send their
-    input gradient through the feedback matrix instead of the weight (forward unchanged).
+    input gradient through the feedback matrix instead of the weight (forward unchanged); it
+    yields their weights by name, and adds to ``acted`` the modules whose backward ran.
 
     A module whose patched forward did not run in the block is refused when it ends: its matrix
     never acted, and the gradient through its weight (used outside its ``forward``, as
@@ -57,32 +58,37 @@ def fa_backward(model: Any, feedback: dict) -> Iterator[None]:
     import torch
     import torch.nn.functional as F
 
+    acted = set() if acted is None else acted
+
     class _Linear(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Any, w: Any, b: Any, fb: Any) -> Any:
+        def forward(ctx: Any, x: Any, w: Any, b: Any, fb: Any, name: str) -> Any:
             ctx.save_for_backward(fb)
+            ctx.name = name
             return F.linear(x, w, b)
 
         @staticmethod
         def backward(ctx: Any, grad: Any) -> tuple:
             (fb,) = ctx.saved_tensors
-            return grad @ fb.to(grad.dtype), None, None, None
+            acted.add(ctx.name)
+            return grad @ fb.to(grad.dtype), None, None, None, None
 
     class _Conv(torch.autograd.Function):
         @staticmethod
-        def forward(ctx: Any, x: Any, w: Any, b: Any, fb: Any, module: Any) -> Any:
+        def forward(ctx: Any, x: Any, w: Any, b: Any, fb: Any, module: Any, name: str) -> Any:
             ctx.save_for_backward(fb)
-            ctx.module, ctx.shape = module, x.shape
+            ctx.module, ctx.shape, ctx.name = module, x.shape, name
             return module._conv_forward(x, w, b)
 
         @staticmethod
         def backward(ctx: Any, grad: Any) -> tuple:
             (fb,) = ctx.saved_tensors
             m = ctx.module
+            acted.add(ctx.name)
             gx = torch.nn.grad.conv2d_input(
                 ctx.shape, fb.to(grad.dtype), grad, m.stride, m.padding, m.dilation, m.groups
             )
-            return gx, None, None, None, None
+            return gx, None, None, None, None, None
 
     patched = []
     ran: set = set()
@@ -102,7 +108,7 @@ def fa_backward(model: Any, feedback: dict) -> Iterator[None]:
 
                 def forward(x: Any, m: Any = module, fb: Any = fb, name: str = name) -> Any:
                     ran.add(name)
-                    return _Linear.apply(x, m.weight, m.bias, fb)
+                    return _Linear.apply(x, m.weight, m.bias, fb, name)
             else:
                 if module.padding_mode != "zeros":
                     raise CreditAuditError(
@@ -111,11 +117,11 @@ def fa_backward(model: Any, feedback: dict) -> Iterator[None]:
 
                 def forward(x: Any, m: Any = module, fb: Any = fb, name: str = name) -> Any:
                     ran.add(name)
-                    return _Conv.apply(x, m.weight, m.bias, fb, m)
+                    return _Conv.apply(x, m.weight, m.bias, fb, m, name)
 
             module.forward = forward
             patched.append(module)
-        yield
+        yield {n: modules[n].weight for n in feedback}
         idle = [n for n in feedback if n not in ran]
         if idle:
             raise CreditAuditError(
@@ -172,7 +178,7 @@ class FaRule(CreditRule):
                         f"{tuple(stored[name].shape)}, rule fa expects the weight's {shape}"
                     )
             matrices = [stored[n].to(device) for n in shapes]
-            return matrices, BsProvenance("stored", init=init, **self._modules(fwd))
+            return matrices, BsProvenance("stored", init=init, **self._modules(fwd, matrices))
         seed = ckpt.ref.bs_seed if ckpt.ref.bs_seed is not None else opts.bs_seed
         if seed is None:
             raise CreditAuditError(
@@ -185,22 +191,49 @@ class FaRule(CreditRule):
             f"torch.manual_seed(seed); model = {spec.name}(**kwargs); one {init} draw of "
             f"each Linear/Conv2d weight's shape on {bs_device}, in module order"
         )
+        matrices = [m.to(device) for m in matrices]
         prov = BsProvenance(
             "reconstructed",
             seed=seed,
             device=bs_device,
             recipe=recipe,
             init=init,
-            **self._modules(fwd),
+            **self._modules(fwd, matrices),
         )
-        return [m.to(device) for m in matrices], prov
+        return matrices, prov
 
-    def _modules(self, fwd: Any) -> dict:
-        """The provenance's account of where FA acted and where backprop's gradient passed."""
-        fa = list(self.shapes(fwd))
+    def _modules(self, fwd: Any, matrices: list) -> dict:
+        """The provenance's account of where FA acted and where backprop's gradient passed,
+        from one sample's backward: the modules whose feedback reached an audited state
+        (``fa_modules``), those upstream of every audited state, whose matrices have no effect
+        on the signal (``fa_no_effect``), and the other modules with weights of their own.
+        A patched weight that gets a gradient is used outside its module's forward (tied, or
+        read by a functional call): there backprop's gradient passes, and FA is refused."""
+        import torch
+
+        model = self._model(fwd)
+        names = list(self.shapes(fwd))
+        acted: set = set()
+        feedback = dict(zip(names, matrices, strict=True))
+        with torch.enable_grad(), fa_backward(model, feedback, acted) as weights:
+            hs, logits = fwd.adapter.hidden_states(fwd.x[:1])
+            loss = fwd.loss.terms(logits, fwd.y[:1], 0, fwd.x.shape[0], fwd.grad_batch)
+            # the signal's backward alone first: the patched nodes it runs are where FA acted
+            torch.autograd.grad(loss, hs, allow_unused=True, retain_graph=True)
+            reached = set(acted)
+            grads = torch.autograd.grad(loss, list(weights.values()), allow_unused=True)
+        tied = [n for n, g in zip(weights, grads, strict=True) if g is not None]
+        if tied:
+            raise CreditAuditError(
+                f"rule fa: the weight of {', '.join(map(repr, tied))} is also used outside its "
+                "module's forward (a tied weight, or F.linear/F.conv2d on module.weight), where "
+                "its gradient is backprop's, not the feedback matrix's: FA cannot be audited on "
+                "this model as built; call the module itself wherever its weight acts"
+            )
         return {
-            "fa_modules": tuple(fa),
-            "backprop_modules": tuple(backprop_modules(self._model(fwd), fa)),
+            "fa_modules": tuple(n for n in names if n in reached),
+            "fa_no_effect": tuple(n for n in names if n not in reached),
+            "backprop_modules": tuple(backprop_modules(model, names)),
         }
 
     def signal(self, fwd: Any, feedback: list) -> list:
