@@ -275,3 +275,20 @@ def test_a_claim_of_alignment_fails_on_a_network_that_reads_anti_aligned(drtp_ne
     assert v.status == "FAIL" and ANTI in v.headline and "below the null band" in v.headline
     assert verifier.verdict("bs_specificity", "aligned-drtp").status == "PASS"
     assert verifier.audit_for("aligned-sdfa").rule.name == "sdfa"
+
+
+def test_a_layer_far_below_its_band_is_named_when_k_cannot_test_the_layers():
+    """Review of issue 19: with 13 layers K = 1000 cannot resolve Holm (2/(K+1) > α/13), so a
+    layer at z ≈ −40 beside a passing layer mean read PASS, unnamed. It is a WARN that names
+    the layer and the draws that would tell."""
+    null = gaussian_null(1000, 13)
+    r, v = placed([0.05] * 12 + [-0.4], null)
+    assert r.side == "above" and not r.holm_resolvable
+    assert "anti-aligned" not in r.per_layer_decision  # Holm cannot call it
+    assert v.status == "WARN"
+    assert "l12 (z " in v.headline and "below its own uncorrected band" in v.headline
+    assert f"--null-draws={r.holm_draws_needed}" in v.headline
+    # resolved: Holm names it anti-aligned, WARN as before
+    r, v = placed([0.05] * 12 + [-0.4], gaussian_null(r.holm_draws_needed, 13))
+    assert r.holm_resolvable and r.per_layer_decision[12] == "anti-aligned"
+    assert v.status == "WARN" and ANTI in v.headline

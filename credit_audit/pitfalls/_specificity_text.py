@@ -135,6 +135,16 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
     if anti:
         head += f", but {_named(r, anti)} {ANTI}"
         return compose(WARN, head, measured, item, r.as_numbers())
+    below = [i for i in outside if r.gamma_per_layer[i] < r.per_layer_p01[i]]
+    if below and not r.holm_resolvable:
+        # K cannot test the layers: a layer far below its band would pass unnamed
+        m = len(r.gamma_per_layer)
+        head += (
+            f", but {_named(r, below)} below its own uncorrected band, and K = {r.draws} draws "
+            f"cannot resolve Holm's correction over {m} layers: rerun with "
+            f"--null-draws={r.holm_draws_needed} to tell whether it is {ANTI.split(':')[0]}"
+        )
+        return compose(WARN, head, measured, item, r.as_numbers())
     return compose(PASS, head, measured, item, r.as_numbers())
 
 
