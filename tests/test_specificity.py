@@ -292,3 +292,18 @@ def test_a_layer_far_below_its_band_is_named_when_k_cannot_test_the_layers():
     r, v = placed([0.05] * 12 + [-0.4], gaussian_null(r.holm_draws_needed, 13))
     assert r.holm_resolvable and r.per_layer_decision[12] == "anti-aligned"
     assert v.status == "WARN" and ANTI in v.headline
+
+
+def test_layer0_below_its_band_is_named_anti_aligned_not_aligned():
+    """layer0_dominance read a layer 0 below its own band as 'one aligned layer' hidden by the
+    layer mean; its share of a positive sum then means nothing, as bs_specificity calls it."""
+    from credit_audit.pitfalls import layer0_dominance as l0
+
+    th = default_thresholds("layer0_dominance")
+    item = checklist_item("layer0_dominance")
+    r = l0.measure([-0.3, 0.2, 0.2], [-0.02] * 3, [0.02] * 3, -0.01, 0.01)
+    assert r.layer0_below and r.layer0_share is not None  # the sum is positive
+    v = l0.verdict(r, th, item)
+    assert v.status == "WARN" and "below its own null band (anti-aligned)" in v.headline
+    assert "aligned layer" not in v.message
+    assert l0.PITFALL.cell(v.numbers, th) == "l0 anti"

@@ -131,6 +131,18 @@ def test_the_saved_global_matrix_is_read_as_tinydfa_slices_it(trained, tmp_path)
     assert audit_of(other).pass64.cos.mean(1).tolist() == audit.pass64.cos.mean(1).tolist()
 
 
+def test_a_subset_of_the_dfa_layers_is_read_with_the_file_s_d_max(trained):
+    """The second DFALayer alone (24 features < d_max = 32) takes M[:, :24] / √32, as TinyDFA
+    sends it: the same Γ as in the audit of both (refused before: 'not its DFALayers')."""
+    weights, m, path = trained
+    both = audit_of(path)
+    alone = audit_of(path, layers="fc3:input")
+    assert alone.pass64.cos.mean(1).tolist() == pytest.approx(
+        both.pass64.cos.mean(1).tolist()[1:], abs=1e-15
+    )
+    assert f"({C}, {D_MAX}) matrix M per draw" in alone.provenance.as_dict()["layout"]
+
+
 def user_rule(hs, logits, y, feedback):
     """DFA's signal as a ``module:function`` rule: its null is computed one draw at a time."""
     e = logits.softmax(-1) - F.one_hot(y, C).to(logits.dtype)
@@ -177,10 +189,10 @@ def test_the_null_draws_one_global_matrix_per_draw_and_slices_it(trained):
     [
         pytest.param(
             "global",
-            {"layers": "fc3:input"},
-            f"TinyDFA's feedback matrix has d_max = {D_MAX} columns, and the widest audited "
-            f"layer, 'fc3:input', has {D2} features",
-            id="not-the-dfa-layers",
+            {"layers": "fc1:input,fc2:input"},
+            f"TinyDFA's feedback matrix has d_max = {D_MAX} columns, and the audited layer "
+            "'fc1:input' has 64 features",
+            id="wider-than-d-max",
         ),
         pytest.param(
             "bs-tensor",

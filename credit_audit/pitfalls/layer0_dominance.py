@@ -22,6 +22,7 @@ class Layer0Result:
     inside_null: list  # per layer: Γ_l inside its own [p01, p99]
     deep_inside_fraction: float
     sum_inside_null: bool
+    layer0_below: bool = False  # Γ_0 below its own band: anti-aligned, its share means nothing
 
     def as_numbers(self) -> dict:
         return asdict(self)
@@ -57,6 +58,7 @@ def measure(
         inside_null=inside,
         deep_inside_fraction=sum(deep) / len(deep) if deep else 0.0,
         sum_inside_null=bool(layer_mean_p01 <= layer_mean <= layer_mean_p99),
+        layer0_below=bool(gammas[0] < per_layer_p01[0]),
     )
 
 
@@ -79,10 +81,12 @@ def verdict(result: Layer0Result, thresholds: dict, item: dict) -> Verdict:
         f"their null band (FAIL at ≥ {t['deep_null_fraction']:.0%}).\n"
         + table(["layer", "Γ_l", "null band"], rows)
     )
-    if r.inside_null[0] or r.layer0_share is None:
+    if r.inside_null[0] or r.layer0_below or r.layer0_share is None:
         why = (
             "layer 0 lies inside its own null band"
             if r.inside_null[0]
+            else "layer 0 lies below its own null band (anti-aligned)"
+            if r.layer0_below
             else "the layer sum is not positive"
         )
         head = f"{why}: layer 0's share means nothing here; see bs_specificity"
@@ -131,6 +135,8 @@ class Layer0Dominance(Pitfall):
         threshold, with no reason)."""
         if (numbers.get("inside_null") or [False])[0]:
             return "l0 in null"
+        if numbers.get("layer0_below"):
+            return "l0 anti"
         share = numbers.get("layer0_share")
         if share is None:
             return "ΣΓ ≤ 0"
@@ -141,8 +147,8 @@ class Layer0Dominance(Pitfall):
         return (
             f"l0 = layer 0's share of Σ_l Γ_l (above {t['max_share']:.0%}: FAIL when at least "
             f"{t['deep_null_fraction']:.0%} of the deep layers lie inside their null band, else "
-            "WARN); 'l0 in null' (layer 0 inside its own null band), 'ΣΓ ≤ 0' (the sum is not "
-            "positive): the share means nothing (WARN)"
+            "WARN); 'l0 in null' (layer 0 inside its own null band), 'l0 anti' (below it), "
+            "'ΣΓ ≤ 0' (the sum is not positive): the share means nothing (WARN)"
         )
 
     def figure(self, ax: Any, numbers: dict, thresholds: dict) -> bool:

@@ -72,15 +72,15 @@ def _tinydfa(rule: Any, m: Any, fwd: Any, layers: list | None, source: str) -> t
             f"checkpoint {source}: TinyDFA's feedback matrix must hold finite floats ({m.dtype})"
         )
     widest = max(widths)
-    if int(m.shape[1]) != widest:
+    if widest > int(m.shape[1]):  # narrower layers are sliced: a subset of the DFALayers
         at = widths.index(widest)
         name = repr(layers[at]) if layers else f"layer {at}"
         raise CreditAuditError(
             f"checkpoint {source}: TinyDFA's feedback matrix has d_max = {int(m.shape[1])} "
-            f"columns, and the widest audited layer, {name}, has {widest} features (widths "
-            f"{widths}); TinyDFA sizes the matrix to its widest feedback point, so these "
-            "layers are not its DFALayers' inputs: name those in --layers (NAME:input of the "
-            "module each DFALayer feeds, e.g. fc2:input,fc3:input)"
+            f"columns, and the audited layer {name} has {widest} features (widths {widths}); "
+            "TinyDFA sizes the matrix to its widest feedback point, so this layer is not one "
+            "of its DFALayers' inputs: name those in --layers (NAME:input of the module each "
+            "DFALayer feeds, e.g. fc2:input,fc3:input)"
         )
     layout = GlobalSliceLayout(c, widths, int(m.shape[1]))
     # sliced and scaled in float64: the float64 pass then reads TinyDFA's matrix exactly
