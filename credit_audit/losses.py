@@ -10,8 +10,11 @@ A :class:`Loss` (``--loss``, ``--loss-reduction``; :func:`resolve_loss`) gives
   order, restricted to a chunk of rows (``--grad-batch``, ``--chunk-size``);
 * ``error(output, y)``: DFA's error ``dLoss/d(output)`` per sample, without the reduction's
   scale;
-* ``check(output, source)``: refuse outputs the loss cannot take (nll on logits, bce on
-  probabilities).
+* ``check(output, source)``: refuse outputs the loss cannot take (nll on logits, ce and bce
+  on probabilities).
+
+Which loss a checkpoint is audited with (the option, else its config) is decided in
+:mod:`credit_audit.audit.loss_choice`.
 
 Pure torch (imported lazily); no pytest.
 """
@@ -27,8 +30,6 @@ __all__ = [
     "BUILTIN_LOSSES",
     "REDUCTIONS",
     "Loss",
-    "grad_batch_for",
-    "loss_for",
     "loss_name",
     "resolve_loss",
 ]
@@ -301,62 +302,3 @@ def resolve_loss(
         f"--loss={name!r}: unknown loss (known: {', '.join(BUILTIN_LOSSES)}, or "
         "package.module:function)"
     )
-
-
-def _config_value(ckpt: Any, key: str) -> Any:
-    return (getattr(ckpt, "hints", None) or {}).get(key)
-
-
-def loss_for(ckpt: Any, opts: Any) -> Loss:
-    """``--loss``/``--loss-reduction`` when given, else the checkpoint config's ``loss`` /
-    ``loss_reduction`` (built-in losses only: a stranger's file must not name code), else
-    mean cross-entropy."""
-    source = f"checkpoint {ckpt.ref.path}"
-    name, origin = opts.loss, "--loss"
-    choices = _config_value(ckpt, "loss_choices")
-    if name is None and _config_value(ckpt, "loss") is None and choices:
-        library = _config_value(ckpt, "library") or "its layout"
-        raise CreditAuditError(
-            f"{source}: the file does not say which loss trained it ({library} trains with "
-            f"{', '.join(choices)}), and g_l is that loss's gradient; pass "
-            f"--loss={'|'.join(choices)} (the DRTP repo's default is bce, on a sigmoid output: "
-            'build the model with output_act="none" for --loss=bce)'
-        )
-    if name is None and _config_value(ckpt, "loss") is not None:
-        name, origin = _config_value(ckpt, "loss"), f"the config of {ckpt.ref.path}"
-        if isinstance(name, str) and ":" in name:
-            raise CreditAuditError(
-                f"{source}: config 'loss' is {name!r}, code named by the file; a checkpoint may "
-                f"name only the built-in losses ({', '.join(BUILTIN_LOSSES)}). If you trust "
-                f"that function, pass --loss={name} yourself"
-            )
-        if name not in BUILTIN_LOSSES:
-            raise CreditAuditError(
-                f"{source}: config 'loss' is {name!r}, expected one of "
-                f"{', '.join(BUILTIN_LOSSES)} (or pass --loss to state the training loss)"
-            )
-    reduction = opts.loss_reduction
-    if reduction is None and _config_value(ckpt, "loss_reduction") is not None:
-        reduction = _config_value(ckpt, "loss_reduction")
-        if reduction not in REDUCTIONS:
-            raise CreditAuditError(
-                f"{source}: config 'loss_reduction' is {reduction!r}, expected one of "
-                f"{', '.join(REDUCTIONS)} (or pass --loss-reduction)"
-            )
-    return resolve_loss(name, reduction, origin)
-
-
-def grad_batch_for(ckpt: Any, opts: Any) -> int | None:
-    """``--grad-batch`` when given, else the checkpoint config's ``grad_batch``, else None
-    (one batch of all N samples)."""
-    if opts.grad_batch is not None:
-        return int(opts.grad_batch)
-    value = _config_value(ckpt, "grad_batch")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise CreditAuditError(
-            f"checkpoint {ckpt.ref.path}: config 'grad_batch' is {value!r}, expected a positive "
-            "integer (samples per gradient batch; or pass --grad-batch)"
-        )
-    return value

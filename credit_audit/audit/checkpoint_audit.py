@@ -113,14 +113,14 @@ class CheckpointAudit:
     def loss(self) -> Any:
         """The loss ``g_l`` is the gradient of: ``--loss``/``--loss-reduction``, else the
         checkpoint config's, else the mean cross-entropy."""
-        from credit_audit.losses import loss_for
+        from credit_audit.audit.loss_choice import loss_for
 
         return self._get("loss", lambda: loss_for(self.ckpt, self.opts))
 
     @property
     def grad_batch(self) -> int | None:
         """Samples per gradient batch: ``--grad-batch``, else the config's, else None (all)."""
-        from credit_audit.losses import grad_batch_for
+        from credit_audit.audit.loss_choice import grad_batch_for
 
         return self._get("grad_batch", lambda: grad_batch_for(self.ckpt, self.opts))
 
