@@ -194,9 +194,11 @@ def _hidden_and_grads(
     loss: Loss,
     batch: int | None,
     source: str,
+    check_backward: bool,
 ) -> tuple:
     """One chunk (rows ``start ..`` of ``n``): hidden states, the gradient of the loss terms of
-    its rows (each sample's batch loss), logits. The first chunk also checks the backward."""
+    its rows (each sample's batch loss), logits. The first chunk also checks the backward
+    (``check_backward``)."""
     import torch
 
     with torch.enable_grad():
@@ -212,7 +214,7 @@ def _hidden_and_grads(
         total = loss.terms(logits, y, start, n, batch)
         names = getattr(adapter, "names", None)
         try:
-            if start == 0:
+            if check_backward and start == 0:
                 _check_linear_backward(total, hs, source, names)
             grads = torch.autograd.grad(total, hs, allow_unused=True)
         except RuntimeError as exc:
@@ -240,6 +242,7 @@ def run_pass(
     chunk: int | None = None,
     loss: Loss | None = None,
     grad_batch: int | None = None,
+    check_backward: bool = True,
 ) -> ForwardPass:
     """One pass: hidden states, ``dLoss/dh_l`` for every l and the logits.
 
@@ -247,7 +250,9 @@ def run_pass(
     the batches being consecutive runs of ``grad_batch`` samples of the eval order (None: one
     batch of all N). With ``chunk`` below N the samples go through in chunks (a sample's
     gradient does not depend on the other chunks: the activations of one chunk are in memory at
-    a time); the numbers do not depend on it.
+    a time); the numbers do not depend on it. ``check_backward``: refuse a backward that
+    replaces the gradient (one extra backward of the first chunk; a copy of a model already
+    checked, the float64 pass, need not repeat it).
     """
     import torch
 
@@ -257,7 +262,9 @@ def run_pass(
     parts = []
     for s in range(0, n, step):
         xs, ys = (x, y) if step == n else (x[s : s + step], y[s : s + step])
-        parts.append(_hidden_and_grads(adapter, xs, ys, s, n, loss, grad_batch, source))
+        parts.append(
+            _hidden_and_grads(adapter, xs, ys, s, n, loss, grad_batch, source, check_backward)
+        )
     if len(parts) == 1:
         hs_raw, grads, logits = parts[0]
     else:

@@ -92,13 +92,7 @@ def fa_backward(model: Any, feedback: dict, acted: set | None = None) -> Iterato
 
     patched = []
     ran: set = set()
-    modules = dict(feedback_modules(model))
-    unknown = [n for n in feedback if n not in modules]
-    if unknown:
-        raise CreditAuditError(
-            f"rule fa: feedback for {', '.join(map(repr, unknown))}, which is no Linear/Conv2d "
-            f"of {type(model).__name__}: a matrix there has no effect on the signal"
-        )
+    modules = dict(feedback_modules(model))  # a stored key that names none: _by_module
     try:
         for name, module in modules.items():
             if name not in feedback:
