@@ -107,12 +107,14 @@ class Loss:
         over every output), else 1 (ce and nll average over samples, as a function's loss)."""
         return int(output[0].numel()) if self.name in ("bce", "mse") else 1
 
+    def _divisor(self, output: Any, batch_size: int) -> int:
+        """What torch's mean divides a batch's summed losses by: B·C for bce and mse, B."""
+        return batch_size * self.elements(output)
+
     def sample_weight(self, output: Any, batch_size: int) -> float:
         """The weight of one sample's ℓ_n in the loss of its batch of ``batch_size``:
         1/(B·C) for bce and mse under mean, 1/B for the others, 1 under sum."""
-        if self.reduction == "sum":
-            return 1.0
-        return 1.0 / (batch_size * self.elements(output))
+        return 1.0 if self.reduction == "sum" else 1.0 / self._divisor(output, batch_size)
 
     def _functional(self, output: Any, y: Any, reduction: str) -> Any:
         import torch.nn.functional as F
@@ -174,9 +176,7 @@ class Loss:
         if self.builtin and output.shape[0] == batch_size:
             return self._functional(output, y, self.reduction)
         total = self._functional(output, y, "sum") if self.builtin else self._call(output, y).sum()
-        if self.reduction == "sum":
-            return total
-        return total / (batch_size * self.elements(output))
+        return total if self.reduction == "sum" else total / self._divisor(output, batch_size)
 
     def terms(self, output: Any, y: Any, start: int, n: int, batch: int | None) -> Any:
         """The loss terms of rows ``start .. start + len(y)`` of the eval order, whose batches

@@ -33,14 +33,16 @@ def model_spec_for(ckpt: LoadedCheckpoint, opts: AuditOptions) -> ModelSpec:
         cls = import_object(opts.model, "--model")
         kwargs = dict(opts.model_kwargs or ckpt.config.get("model_kwargs") or {})
         return ModelSpec(cls=cls, kwargs=kwargs, origin="user")
-    from credit_audit.models import ResidualMLP
+    from credit_audit.models import ResidualMLP, common_prefixes
     from credit_audit.models.residual import infer_residual_mlp_kwargs
 
     weights = ckpt.state_dict
-    prefix = next((k[: -len("embed.weight")] for k in weights if k.endswith(".embed.weight")), "")
-    if "embed.weight" not in weights and all(k.startswith(prefix) for k in weights):
-        weights = {k[len(prefix) :]: v for k, v in weights.items()}  # Lightning's "model."
-    kwargs = infer_residual_mlp_kwargs(weights, str(ckpt.ref.path))
+    # sized from the keys as the model names them (Lightning's "model." comes off in build)
+    keys = list(weights)
+    prefix = next((p for p in ["", *common_prefixes(keys)] if f"{p}embed.weight" in weights), "")
+    kwargs = infer_residual_mlp_kwargs(
+        {k[len(prefix) :]: v for k, v in weights.items()}, str(ckpt.ref.path)
+    )
     return ModelSpec(cls=ResidualMLP, kwargs=kwargs, origin="reference")
 
 
@@ -128,11 +130,15 @@ class CheckpointAudit:
     def layers(self) -> list | None:
         """``--layers``, else the checkpoint's config or the modules its layout names
         (BioTorch DFA), else the layers its ``Bs`` keys name (:mod:`credit_audit.rules.keyed`)."""
-        given = self.opts.layers or self.ckpt.hints.get("layers")
+        given = self._given_layers()
         if given or not self.ckpt.feedback_named:
             return given
         self._base_pass()  # the model's module order decides
         return self._memo.get("layers_from_keys")
+
+    def _given_layers(self) -> list | None:
+        """``--layers``, else what the checkpoint's config or layout names."""
+        return self.opts.layers or self.ckpt.hints.get("layers")
 
     @property
     def ckpt(self) -> LoadedCheckpoint:
@@ -210,7 +216,7 @@ class CheckpointAudit:
             and all(k.startswith(prefix) for k in ckpt.feedback_named)
         ):
             ckpt.feedback_named = {k[len(prefix) :]: v for k, v in ckpt.feedback_named.items()}
-        layers = self.opts.layers or ckpt.hints.get("layers")
+        layers = self._given_layers()
         if not layers and ckpt.feedback_named and getattr(self.rule, "keyed_by_layer", False):
             from credit_audit.rules.keyed import layers_from_keys
 

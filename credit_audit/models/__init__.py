@@ -33,6 +33,7 @@ __all__ = [
     "ResidualMLP",
     "build_model",
     "builtin_adapters",
+    "common_prefixes",
     "fit_keys",
     "make_adapter",
 ]
@@ -135,7 +136,7 @@ def _construct(spec: ModelSpec) -> Any:
     return model
 
 
-def _common_prefixes(keys: list) -> list[str]:
+def common_prefixes(keys: list) -> list[str]:
     """``"model."``, ``"model.net."``, ...: the dotted prefixes every key shares, shortest first."""
     parts = keys[0].split(".")[:-1]
     out = []
@@ -164,7 +165,7 @@ def fit_keys(
         weights.update({k: set_aside[k] for k in back})
         notes["loaded_back"] = back
     if weights and not all(k in expected for k in weights):
-        for prefix in _common_prefixes(list(weights)):
+        for prefix in common_prefixes(list(weights)):
             if all(k[len(prefix) :] in expected for k in weights):
                 weights = {k[len(prefix) :]: v for k, v in weights.items()}
                 notes["key_prefix_stripped"] = prefix

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 __all__ = [
     "BsSpecificityResult",
+    "layer_sides",
     "layers_called",
     "layers_outside",
     "measure",
@@ -180,13 +181,15 @@ def place_alternatives(result: BsSpecificityResult, alternatives: dict) -> None:
 def layers_outside(result: BsSpecificityResult) -> list:
     """The layers whose Γ_l lies outside their own null band [p_low, p_high], uncorrected for
     the number of layers (the figures' and layer0_dominance's reading)."""
+    return [i for i, side in enumerate(layer_sides(result)) if side != "inside"]
+
+
+def layer_sides(result: BsSpecificityResult) -> list:
+    """Each layer's Γ_l against its own uncorrected band: above, inside or below."""
     r = result
     return [
-        i
-        for i, (g, lo, hi) in enumerate(
-            zip(r.gamma_per_layer, r.per_layer_p01, r.per_layer_p99, strict=True)
-        )
-        if not lo <= g <= hi
+        side_of(g, lo, hi)
+        for g, lo, hi in zip(r.gamma_per_layer, r.per_layer_p01, r.per_layer_p99, strict=True)
     ]
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, compose, table
 from credit_audit.pitfalls._specificity_null import (
     BsSpecificityResult,
+    layer_sides,
     layers_called,
     layers_outside,
-    side_of,
 )
 
 __all__ = ["ANTI", "verdict"]
@@ -48,6 +48,7 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
     """
     r = result
     outside = layers_outside(r)
+    sides = layer_sides(r)
     rows = [
         [
             f"l{i}",
@@ -57,7 +58,7 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
             r.per_layer_p01[i],
             r.per_layer_p99[i],
             r.per_layer_z[i],
-            side_of(r.gamma_per_layer[i], r.per_layer_p01[i], r.per_layer_p99[i]),
+            sides[i],
             r.per_layer_p_two_sided[i],
             r.per_layer_p_holm[i],
             r.per_layer_decision[i],
@@ -135,7 +136,7 @@ def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdic
     if anti:
         head += f", but {_named(r, anti)} {ANTI}"
         return compose(WARN, head, measured, item, r.as_numbers())
-    below = [i for i in outside if r.gamma_per_layer[i] < r.per_layer_p01[i]]
+    below = [i for i, side in enumerate(sides) if side == "below"]
     if below and not r.holm_resolvable:
         # K cannot test the layers: a layer far below its band would pass unnamed
         m = len(r.gamma_per_layer)

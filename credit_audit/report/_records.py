@@ -6,7 +6,14 @@ from typing import Any
 
 from credit_audit.records import CheckpointSummary, CheckRecord
 
-__all__ = ["cell_text", "checkpoint_summary", "demo_verdicts", "layer_mean_text", "subjects"]
+__all__ = [
+    "cell_text",
+    "checkpoint_summary",
+    "demo_verdicts",
+    "fit_warning",
+    "layer_mean_text",
+    "subjects",
+]
 
 
 def cell_text(record: CheckRecord | None) -> str:
@@ -30,6 +37,13 @@ def checkpoint_summary(records: dict, ckpt: str) -> CheckpointSummary | None:
         if kind == "checkpoint" and subject == ckpt and rec.checkpoint is not None:
             merged = rec.checkpoint if merged is None else merged.merged(rec.checkpoint)
     return merged
+
+
+def fit_warning(records: dict, ckpt: str) -> str | None:
+    """Why the checkpoint does not do its job on the eval data (near chance, or below its
+    stored accuracy: ``CheckpointSummary.eval``), or None."""
+    summary = checkpoint_summary(records, ckpt)
+    return (summary.eval or {}).get("warning") if summary is not None else None
 
 
 def layer_mean_text(records: dict, ckpt: str) -> str:

@@ -10,7 +10,7 @@ that says which failures all its runs share.
 from __future__ import annotations
 
 from credit_audit.records import ERROR, FAIL, PASS, WARN, CheckRecord, worst
-from credit_audit.report._records import checkpoint_summary, layer_mean_text
+from credit_audit.report._records import checkpoint_summary, fit_warning, layer_mean_text
 
 __all__ = ["checkpoint_sentence", "claim_sentence", "group_sentence"]
 
@@ -58,8 +58,7 @@ def checkpoint_sentence(
     gamma = layer_mean_text(records, ckpt)
     head = f"Γ = {gamma}" if gamma != "n/a" else "its Γ"
     verdict = worst([r.verdict for r in recs])
-    summary = checkpoint_summary(records, ckpt)
-    unfit = ((summary.eval or {}).get("warning") if summary is not None else None) or ""
+    unfit = fit_warning(records, ckpt) or ""
     if verdict == PASS and unfit:  # every check passes on data the model does not fit
         return WARN, f"{head} holds with a caveat: {_sentence(unfit)}"
     if verdict == PASS:
@@ -159,11 +158,7 @@ def group_sentence(
             text += f" All {word}: {', '.join(every)}."
         if some:
             text += f" Some {word}: {', '.join(some)}."
-    unfit = [
-        c
-        for c in members
-        if (s := checkpoint_summary(records, c)) is not None and (s.eval or {}).get("warning")
-    ]
+    unfit = [c for c in members if fit_warning(records, c)]
     if unfit:
         text += (
             f" {len(unfit)} of {n} do not do their job on the eval data (near chance or below "

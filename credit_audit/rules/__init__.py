@@ -221,16 +221,17 @@ class CreditRule:
         import torch
 
         if self.bulk_null and not any(fwd.tokens):
-            if layout is None:
-                return self.bulk(fwd, feedback, draws, seed, device, init, progress)
-            return self.bulk(fwd, feedback, draws, seed, device, init, progress, layout=layout)
+            # a conftest rule's bulk may predate layouts: it gets one only when there is one
+            extra = {} if layout is None else {"layout": layout}
+            return self.bulk(fwd, feedback, draws, seed, device, init, progress, **extra)
         gen = null_generator(seed)
         out = torch.empty(draws, len(fwd.grads), dtype=torch.float64)
         for k in range(draws):
-            if layout is None:
-                fresh = self.draw(gen, feedback, device, init)
-            else:
-                fresh = layout.draw(gen, device, init)
+            fresh = (
+                self.draw(gen, feedback, device, init)
+                if layout is None
+                else layout.draw(gen, device, init)
+            )
             out[k] = torch.tensor(fwd.gammas(self.signal(fwd, fresh)))
             if progress:
                 progress(k + 1, draws)

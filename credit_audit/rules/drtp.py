@@ -38,9 +38,7 @@ def drtp_target(logits: Any, y: Any) -> Any:
     """
     import torch
 
-    out = torch.zeros_like(logits)
-    out[torch.arange(len(y), device=y.device), y] = 1.0
-    return out
+    return torch.nn.functional.one_hot(y, logits.shape[-1]).to(logits.dtype)
 
 
 class DrtpRule(DfaRule):

@@ -28,7 +28,33 @@ from credit_audit.rules import raw_entries, scale_entries
 __all__ = ["BlockLayout", "GlobalSliceLayout", "StoredTransposedLayout"]
 
 
-class BlockLayout:
+class _Layout:
+    """What every layout offers: ``shapes`` (each block's (d_j, C)), ``entries`` (raw entries
+    per draw), ``matrices`` (K draws' matrices from their raw entries) and ``describe``."""
+
+    shapes: list
+    entries: int
+
+    @property
+    def footprint(self) -> int:
+        """Entries of one draw's matrices (blocks that share entries count each time)."""
+        return sum(d * c for d, c in self.shapes)
+
+    def describe(self) -> str:
+        """One line for the provenance."""
+        raise NotImplementedError
+
+    def matrices(self, drawn: Any, init: str, dtype: Any = None) -> list:
+        """The (K, d_j, C) matrices of K draws from their (K, entries) raw entries."""
+        raise NotImplementedError
+
+    def draw(self, stream: Any, device: Any, init: str) -> list:
+        """One fresh set of (d_j, C) matrices from ``stream`` (float32)."""
+        drawn = raw_entries((1, self.entries), init, device, stream)
+        return [m[0] for m in self.matrices(drawn, init)]
+
+
+class BlockLayout(_Layout):
     """One independent (d_j, C) matrix per block (the default)."""
 
     name = "per_block"
@@ -36,33 +62,16 @@ class BlockLayout:
     def __init__(self, shapes: list):
         self.shapes = [tuple(int(n) for n in s) for s in shapes]
         self.sizes = [s[0] * s[1] for s in self.shapes]
-
-    @property
-    def entries(self) -> int:
-        """Raw entries per draw."""
-        return sum(self.sizes)
-
-    @property
-    def footprint(self) -> int:
-        """Entries of one draw's matrices (blocks that share entries count each time)."""
-        return sum(s[0] * s[1] for s in self.shapes)
+        self.entries = sum(self.sizes)
 
     def describe(self) -> str:
-        """One line for the provenance."""
         return "one independent (d, C) matrix per block"
 
     def matrices(self, drawn: Any, init: str, dtype: Any = None) -> list:
-        """The (K, d_j, C) matrices of K draws from their (K, entries) raw entries."""
         k = drawn.shape[0]
         return [
             scale_entries(part.reshape(k, *s), init, s[1], s[0], dtype)  # fan-in C: as stored
             for part, s in zip(drawn.split(self.sizes, dim=1), self.shapes, strict=True)
-        ]
-
-    def draw(self, stream: Any, device: Any, init: str) -> list:
-        """One fresh set of (d_j, C) matrices from ``stream`` (float32)."""
-        return [
-            m[0] for m in self.matrices(raw_entries((1, self.entries), init, device, stream), init)
         ]
 
 
@@ -91,7 +100,7 @@ class StoredTransposedLayout(BlockLayout):
         ]
 
 
-class GlobalSliceLayout:
+class GlobalSliceLayout(_Layout):
     """TinyDFA's global matrix: one (C, d_max) draw, block j takes ``M[:, :d_j]ᵀ / √d_max``.
 
     Args:
@@ -109,14 +118,7 @@ class GlobalSliceLayout:
         self.d_max = int(d_max)
         self.scale = 1.0 / math.sqrt(self.d_max) if normalization else 1.0
         self.shapes = [(d, self.classes) for d in self.widths]
-
-    @property
-    def entries(self) -> int:
-        return self.classes * self.d_max
-
-    @property
-    def footprint(self) -> int:
-        return sum(d * self.classes for d in self.widths)
+        self.entries = self.classes * self.d_max  # one global matrix per draw
 
     def describe(self) -> str:
         return (
@@ -132,8 +134,3 @@ class GlobalSliceLayout:
         k = drawn.shape[0]
         m = drawn.reshape(k, self.classes, self.d_max)
         return self.slices(scale_entries(m, init, self.d_max, self.classes, dtype))  # as stored
-
-    def draw(self, stream: Any, device: Any, init: str) -> list:
-        return [
-            m[0] for m in self.matrices(raw_entries((1, self.entries), init, device, stream), init)
-        ]
