@@ -448,7 +448,7 @@ def provenance_html(page: Page, ckpt: str) -> str:
     if s is None:
         return ""
     bs = dict(s.bs_source or {})
-    recipe = bs.pop("recipe", "")
+    recipe = bs.pop("recipe", None) or ""  # stored Bs have none (it read "None")
     model = dict(s.model or {})
     data = s.data or {}
     anchors = page.records.get(("checkpoint", ckpt, "calibration_anchors"))
