@@ -162,14 +162,15 @@ def test_every_dfa_style_rule_attaches_matrices_by_name(tmp_path, net, rule):
     bs = feedback()
     path = save(tmp_path, net, {"act": bs[1], "zact": bs[0]})
     audit = audit_of(path, rule=rule, layers="zact,act")
-    e = (
-        audit.rule.error(audit.pass64)
-        if rule == "drtp"
-        else dfa_error(audit.pass64.logits, audit.pass64.y)
-    )
-    for got, b in zip(audit.pass64.signal, bs, strict=True):
+    fwd = audit.pass64
+    # drtp: function.py's labels.mm(B), +onehot(y), written here, not the rule's own target
+    e = F.one_hot(fwd.y, C).double() if rule == "drtp" else dfa_error(fwd.logits, fwd.y)
+    for got, b in zip(fwd.signal, bs, strict=True):
         assert torch.allclose(got, e @ b.double().T, rtol=0, atol=1e-15)
-    # the null draws fresh matrices of the keyed ones' shapes
+    # the null draws fresh matrices of the keyed ones' shapes, one set per draw
+    null = audit.rule.null(fwd, audit.feedback, 5, 0, "cpu", layout=audit.provenance.layout)
+    assert tuple(null.shape) == (5, 2) and bool(torch.isfinite(null).all())
+    assert [tuple(b.shape) for b in audit.feedback] == [tuple(b.shape) for b in bs]
     assert audit.verdict("bs_specificity").status in {"PASS", "WARN", "FAIL"}
 
 

@@ -241,13 +241,25 @@ def test_grad_batch_is_the_gradient_of_each_batchs_loss_and_scales_as_one_over_b
 
 
 @pytest.mark.parametrize("rule", ["dfa", "fa"])
-def test_numbers_do_not_depend_on_the_chunk_size(tmp_path, rule):
+def test_numbers_do_not_depend_on_the_chunk_size(tmp_path, rule, monkeypatch):
+    from credit_audit.models.hooks import HooksAdapter
+
+    seen = []  # the samples of every forward the passes run: chunking really happens
+    real = HooksAdapter.hidden_states
+    monkeypatch.setattr(
+        HooksAdapter, "hidden_states", lambda self, x: seen.append(len(x)) or real(self, x)
+    )
     path, model, _ = save_net(tmp_path)
     torch.save({"state_dict": model.state_dict()}, path)  # FA's and DFA's from --bs-seed
     options = {"loss": "bce", "grad_batch": 16, "rule": rule, "bs_seed": 3}
     whole = audit_net(path, **options)
+    whole.pass64  # noqa: B018
+    assert max(seen) == N
     for chunk in (1, 7, 24):
+        seen.clear()
         chunked = audit_net(path, chunk_size=chunk, **options)
+        chunked.pass64  # noqa: B018
+        assert max(seen) == chunk
         for a, b in zip(chunked.pass64.grads, whole.pass64.grads, strict=True):
             assert torch.allclose(a, b, rtol=0, atol=1e-15 * b.abs().max().item())
         for a, b in zip(chunked.pass64.signal, whole.pass64.signal, strict=True):

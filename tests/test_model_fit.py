@@ -88,6 +88,17 @@ def test_a_model_audited_on_data_it_never_saw_is_flagged(pytester, audit_env, tm
     fit = doc["checkpoints"][0]["eval"]
     stored = audit_env["dfa_pen_s42"]["test_acc"]
     assert fit["stored_test_acc"] == pytest.approx(stored)
+    # the accuracy by hand: the checkpoint's network on the raw pixels, argmax against y
+    from credit_audit.models import ResidualMLP
+    from credit_audit.models.residual import infer_residual_mlp_kwargs
+
+    weights = torch.load(ckpt, weights_only=True)["state_dict"]
+    net = ResidualMLP(**infer_residual_mlp_kwargs(weights, "x")).eval()
+    net.load_state_dict(weights)
+    with torch.no_grad():
+        by_hand = float((net(raw).argmax(1) == y).double().mean())
+    assert fit["accuracy"] == pytest.approx(by_hand, abs=1e-12)
+    assert round(by_hand, 3) == 0.824 and round(stored, 3) == 0.899  # the docstring's figures
     assert fit["accuracy"] < stored - 0.05 and CAUSE in fit["warning"]
     assert fit["loss_name"] == "cross-entropy" and fit["n"] == 397
     result.stdout.fnmatch_lines(
@@ -117,3 +128,24 @@ def test_the_checkpoint_sentence_names_the_warning():
     assert text == f"Γ = +0.2500 holds with a caveat: {fit['warning']}."
     fine = {("checkpoint", "c", "eps_clamping"): _record("eps_clamping", PASS, {"warning": None})}
     assert checkpoint_sentence(fine, "c", ["eps_clamping"])[0] == PASS
+
+
+@pytest.mark.parametrize("loss", ["ce", "mse"])
+def test_the_eval_loss_is_the_audited_loss_as_torch_means_it(tmp_path, loss):
+    """The JSON's eval loss is torch's mean of the loss g_l comes from (mse: over N·C
+    outputs), computed here with torch's own functional on the model's float64 outputs."""
+    from tests.test_losses import N, audit_net, save_net
+
+    path, model, _ = save_net(tmp_path)
+    a = audit_net(path, loss=loss)
+    x, y = a.pass64.x, a.pass64.y
+    logits = model.double()(x)
+    want = (
+        F.cross_entropy(logits, y)
+        if loss == "ce"
+        else F.mse_loss(logits, F.one_hot(y, logits.shape[1]).double())
+    )
+    fit = a.fit
+    assert fit["loss"] == pytest.approx(want.item(), rel=1e-6)
+    assert fit["accuracy"] == float((logits.argmax(1) == y).double().mean())
+    assert fit["n"] == N and fit["loss_name"] == a.pass32.loss.title

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from credit_audit.records import Status
@@ -82,7 +83,7 @@ def test_a_plain_pytest_at_the_repo_root_imports_the_repos_model_module(tmp_path
 def test_a_module_found_nowhere_names_the_folders_tried(tmp_path):
     repo = _repo(tmp_path)
     out = _plain_pytest(repo, "--ckpt=results/net.pt", "--model=nosuchlab:Net", *SMALL_AUDIT)
-    assert out.returncode == 4
+    assert out.returncode == pytest.ExitCode.USAGE_ERROR
     assert "no module named 'nosuchlab' on sys.path, nor in pytest's rootdir" in out.stderr
 
 

@@ -225,7 +225,7 @@ def test_uncorrected_per_layer_bands_and_the_layer_mean_numbers_stay_as_they_wer
 
 @pytest.fixture(scope="module")
 def drtp_net(tmp_path_factory):
-    from test_rule_signs import drtp_estimate, save, train_hooked
+    from tests.test_rule_signs import drtp_estimate, save, train_hooked
 
     model, fb = train_hooked(drtp_estimate)
     return save(tmp_path_factory.mktemp("drtp"), model, fb)

@@ -119,7 +119,7 @@ def test_the_saved_global_matrix_is_read_as_tinydfa_slices_it(trained, tmp_path)
     want = reference_gammas(weights, m, x, y)
     assert audit.pass64.cos.mean(1).tolist() == pytest.approx(want, abs=1e-12)
     # float32: confident samples make softmax − onehot cancel (what gradient_floor reports)
-    assert audit.gamma_per_layer == pytest.approx(want, abs=0.05)
+    assert audit.gamma_per_layer == pytest.approx(want, abs=0.025)  # measured: 0.009, 0.018
     assert min(want) > 0.2  # trained by TinyDFA's backward: aligned
     prov = audit.provenance.as_dict()
     assert prov["source"] == "stored" and prov["init"] == "uniform"
