@@ -227,7 +227,13 @@ class Loss:
             return _minus_onehot(output.exp(), y)
         with torch.enable_grad():
             out = output.detach().requires_grad_(True)
-            (e,) = torch.autograd.grad(self._call(out, y).sum(), out, allow_unused=True)
+            total = self._call(out, y).sum()
+            # a constant (no graph at all, or none through the output) carries no error
+            (e,) = (
+                torch.autograd.grad(total, out, allow_unused=True)
+                if total.requires_grad
+                else (None,)
+            )
         if e is None:
             raise CreditAuditError(
                 f"--loss={self.name}: its losses do not depend on the model's output; DFA's "

@@ -39,13 +39,8 @@ def stored_dfa(rule: Any, ckpt: Any, fwd: Any) -> tuple | None:
                 f"one per Linear/Conv2d, of the weight's shape); rule {rule.name} needs one "
                 "(d, C) matrix per layer (pass --rule=fa)"
             )
-        if not layers:
-            raise CreditAuditError(
-                f"checkpoint {source}: 'Bs' is keyed by module name "
-                f"({', '.join(map(repr, list(ckpt.feedback_named)[:4]))}), and the model's own "
-                "protocol numbers its layers: pass --layers naming the layers those keys "
-                "belong to"
-            )
+        # a DFA-style rule always has named layers here: the keys give them when nothing else
+        # does (CheckpointAudit builds the adapter from them, keyed_by_layer)
         bs, keys = match_layers(ckpt.feedback_named, layers, source)
     else:
         return None
