@@ -354,6 +354,16 @@ def test_the_repo_s_fa_mode_reads_as_fa(tmp_path):
     for got, w in zip(audit.pass64.signal, want, strict=True):
         w = w.reshape(w.shape[0], -1)
         assert torch.allclose(got, w, rtol=0, atol=1e-13 * w.abs().max().item())
+    # FA's matrices (the weight's shape) cannot serve a DFA-style rule: it says which to pass
+    with pytest.raises(
+        CreditAuditError,
+        match=re.escape(
+            f"checkpoint {path}: its feedback matrices are FA's (drtp repo: one per "
+            "Linear/Conv2d, of the weight's shape); rule dfa needs one (d, C) matrix per layer "
+            "(pass --rule=fa)"
+        ),
+    ):
+        assert audit_of(path, rule="dfa", layers="layers.0.hook,layers.1.hook").pass32 is None
     prov = audit.provenance.as_dict()
     assert prov["fa_modules"] == ["layers.1.fc", "layers.2.fc"]
     assert prov["fa_no_effect"] == ["layers.0.conv"]  # it feeds the data, not an audited state

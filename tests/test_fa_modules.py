@@ -150,3 +150,20 @@ def test_a_weight_used_outside_its_module_is_refused(tmp_path):
         match=re.escape("rule fa: the weight of 'fc2' is also used outside its module's forward"),
     ):
         assert a.pass32 is None
+
+
+def test_two_keys_for_one_fa_module_are_refused():
+    """``NAME`` and ``NAME:input`` both name the Linear whose feedback FA substitutes."""
+    from credit_audit.rules.fa import _by_module
+
+    model = small_model()
+    shapes = {"embed": tuple(model.embed.weight.shape)}
+    b = torch.zeros(shapes["embed"])
+    with pytest.raises(
+        CreditAuditError,
+        match=re.escape(
+            "checkpoint x.pt: two feedback matrices for 'embed' (keys 'embed' and "
+            "'embed:input'); rule fa takes one per Linear/Conv2d"
+        ),
+    ):
+        _by_module({"embed": b, "embed:input": b}, shapes, model, "x.pt")

@@ -155,3 +155,83 @@ def test_a_dict_without_weights_says_what_it_holds(tmp_path, obj, message):
     p = write(tmp_path, "odd.pt", obj)
     with pytest.raises(CreditAuditError, match=re.escape(f"checkpoint {p}: {message}")):
         load_checkpoint(ref(p))
+
+
+def _weights():
+    return small_model().state_dict()
+
+
+def _hooked(**extra):
+    """A raw state_dict with the DRTP repo's hook matrices (C, d) beside the weights."""
+    return {**_weights(), "blocks.0.fc1.hook.fixed_fb_weights": torch.rand(10, 16), **extra}
+
+
+@pytest.mark.parametrize(
+    ("obj", "message"),
+    [
+        pytest.param(
+            {"state_dict": _weights(), "Bs": bs_list(), "feedback_matrix": torch.rand(10, 16)},
+            "holds both 'Bs' and 'feedback_matrix'; store one",
+            id="bs-and-global",
+        ),
+        pytest.param(
+            {"state_dict": _weights(), "Bs": bs_list(), "config": {"bs_layout": "nope"}},
+            "config 'bs_layout' is 'nope', expected one of per_block, tinydfa",
+            id="unknown-bs-layout",
+        ),
+        pytest.param(
+            {"state_dict": _weights(), "Bs": 3},
+            "'Bs' must be a list of tensors, or a dict keyed by layer index or by module name",
+            id="bs-not-matrices",
+        ),
+        pytest.param(
+            {"state_dict": _weights(), "feedback_matrix": [1.0, 2.0]},
+            "'feedback_matrix' is a list, expected TinyDFA's (C, d_max) tensor",
+            id="global-not-a-tensor",
+        ),
+        pytest.param(
+            {"state_dict": _weights(), "feedback_matrix": torch.rand(2, 3, 4)},
+            "TinyDFA's feedback matrix has shape (2, 3, 4); expected (C, d_max), two dimensions",
+            id="global-3d",
+        ),
+        pytest.param(
+            {"state_dict": _weights(), "Bs": bs_list(), "config": {"bs_layout": "tinydfa"}},
+            "config 'bs_layout' is 'tinydfa' but 'Bs' is a list; expected TinyDFA's one "
+            "(C, d_max) tensor",
+            id="tinydfa-layout-not-one-tensor",
+        ),
+        pytest.param(
+            {"state_dict": _weights(), "Bs": {0: bs_list()[0], 2: bs_list()[1]}},
+            "'Bs' keys [0, 2] are not 0..1",
+            id="index-gap",
+        ),
+        pytest.param(
+            {"state_dict": _hooked(), "Bs": bs_list()},
+            "holds drtp repo's feedback matrices in its weights and 'Bs' (or 'feedback_matrix') "
+            "beside them; keep one",
+            id="library-layout-and-bs",
+        ),
+        pytest.param(
+            _hooked(**{"blocks.0.fc2.hook.fixed_fb_weights": torch.rand(10)}),
+            "'blocks.0.fc2.hook.fixed_fb_weights' has shape (10,); the DRTP repo's hooks store "
+            "(C, d) or (C, ch, H, W)",
+            id="drtp-hook-1d",
+        ),
+        pytest.param(
+            {
+                **_hooked(),
+                "head.module.weight": torch.rand(10, 16),
+                "head.fixed_fb_weights": torch.rand(10, 16),
+            },
+            "holds FA_wrapper matrices ('head') and training-hook matrices "
+            "('blocks.0.fc1.hook') at once; the DRTP repo's modes store one kind",
+            id="drtp-fa-and-hooks",
+        ),
+    ],
+)
+def test_feedback_matrices_a_file_cannot_mean_are_refused_at_load(tmp_path, obj, message):
+    """Issue 19's layouts (Bs by index or name, TinyDFA's matrix, the libraries' keys): a file
+    whose matrices cannot be read one way is refused with what it holds."""
+    p = write(tmp_path, "odd.pt", obj)
+    with pytest.raises(CreditAuditError, match=re.escape(f"checkpoint {p}: {message}")):
+        load_checkpoint(ref(p))

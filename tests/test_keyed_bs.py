@@ -226,6 +226,12 @@ def test_fa_matrices_keyed_by_module_name(tmp_path, net):
             id="one-layer-twice",
         ),
         pytest.param(
+            {"act": 16, "act:output": 16},
+            {},
+            "'Bs' keys name the layer 'act' twice (NAME and NAME:output are the same layer)",
+            id="keys-giving-one-layer-twice",
+        ),
+        pytest.param(
             {"fc2": 16},
             {"layers": "fc2:input,fc2"},
             "no 'Bs' matrix for the layer(s) 'fc2:input'",

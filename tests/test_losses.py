@@ -5,6 +5,7 @@ the checkpoint config's fields."""
 
 import copy
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -442,3 +443,51 @@ def test_run_pass_defaults_to_the_mean_cross_entropy_over_all_samples():
         F.cross_entropy(model.head(torch.tanh(model.fc2(torch.tanh(h)))), ev.y), h
     )
     assert torch.equal(fwd.grads[0], g)
+
+
+def raises(output, y):
+    """A user's loss that fails."""
+    raise KeyError("labels")
+
+
+def integers(output, y):
+    """A user's loss of integer values."""
+    return (output.argmax(-1) != y).long()
+
+
+def test_a_users_loss_function_that_misbehaves_is_named():
+    from credit_audit.losses import Loss
+
+    out, y = torch.zeros(3, C), torch.tensor([0, 1, 2])
+    for fn, message in (
+        (raises, "--loss=tests.test_losses:raises: raised KeyError: 'labels'"),
+        (integers, "--loss=tests.test_losses:integers: returned int64 values; expected floating"),
+    ):
+        loss = Loss(f"tests.test_losses:{fn.__name__}", fn=fn)
+        with pytest.raises(CreditAuditError, match=re.escape(message)):
+            loss.per_sample(out, y)
+    constant = Loss("tests.test_losses:constant", fn=lambda o, y: torch.ones(len(y)))
+    with pytest.raises(
+        CreditAuditError,
+        match=re.escape("--loss=tests.test_losses:constant: its losses do not depend on"),
+    ):
+        constant.error(out, y)
+
+
+def test_outputs_a_loss_cannot_take_and_names_it_cannot_resolve_are_refused():
+    from credit_audit.losses import Loss
+
+    with pytest.raises(
+        CreditAuditError,
+        match=re.escape(
+            "net.pt: --loss=ce takes (N, C) outputs; the model's output has shape (3,)"
+        ),
+    ):
+        Loss("ce").check(torch.zeros(3), "net.pt")
+    for args, message in (
+        (("ce", "avg"), "--loss-reduction='avg': expected one of mean, sum"),
+        (("hinge", None), "--loss='hinge': unknown loss (known: ce, nll, bce, mse, or"),
+        (("tests.test_losses:C", None), "--loss='tests.test_losses:C': expected a function"),
+    ):
+        with pytest.raises(CreditAuditError, match=re.escape(message)):
+            resolve_loss(*args)

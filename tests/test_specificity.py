@@ -7,6 +7,7 @@ holds the family-wise error rate at the band's α on a true null.
 """
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -307,3 +308,17 @@ def test_layer0_below_its_band_is_named_anti_aligned_not_aligned():
     assert v.status == "WARN" and "below its own null band (anti-aligned)" in v.headline
     assert "aligned layer" not in v.message
     assert l0.PITFALL.cell(v.numbers, th) == "l0 anti"
+
+
+def test_a_null_that_cannot_place_the_layers_is_refused():
+    from credit_audit._errors import CreditAuditError
+
+    with pytest.raises(
+        CreditAuditError,
+        match=re.escape(
+            "bs_specificity: the null has shape (100, 3), expected (K, 4) for 4 layers"
+        ),
+    ):
+        placed([0.1] * 4, gaussian_null(100, 3))
+    with pytest.raises(CreditAuditError, match="the given Γ or the null holds NaN or Inf"):
+        placed([0.1, float("nan"), 0.1], gaussian_null(100, 3))

@@ -214,6 +214,12 @@ def test_the_null_draws_one_global_matrix_per_draw_and_slices_it(trained):
             f"TinyDFA's feedback matrix has shape ({D_MAX}, {C}); expected (C, d_max) with C = {C}",
             id="transposed",
         ),
+        pytest.param(
+            "nan",
+            {},
+            "TinyDFA's feedback matrix must hold finite floats (torch.float32)",
+            id="not-finite",
+        ),
     ],
 )
 def test_a_global_matrix_that_cannot_be_tinydfa_s_is_refused(
@@ -226,6 +232,11 @@ def test_a_global_matrix_that_cannot_be_tinydfa_s_is_refused(
         obj = {"state_dict": weights, "Bs": m}
     elif saved == "transposed":
         obj = {"state_dict": weights, "feedback_matrix": m.T.contiguous()}
+    elif saved == "nan":
+        obj = {
+            "state_dict": weights,
+            "feedback_matrix": m.clone().index_fill_(1, torch.tensor([3]), float("nan")),
+        }
     torch.save(obj, path)
     with pytest.raises(CreditAuditError, match=re.escape(f"checkpoint {path}: {message}")):
         assert audit_of(path, **options).pass32 is None
