@@ -45,6 +45,21 @@ def audit(path, data, **opts):
     return a
 
 
+def session_audit(path, base=None, cwd=None, **options):
+    """The audit of ``path`` as ``credit_audit.checkpoint(path, **options)`` makes it, in a
+    session whose own options are ``base`` over the CPU (the run's, which a checkpoint's
+    options cannot unset); ``cwd`` the session's folder."""
+    from credit_audit.audit import AuditSession
+
+    session = AuditSession(
+        AuditOptions(device="cpu", **(base or {})),
+        Path(cwd) if cwd is not None else Path.cwd(),
+        default_registry(),
+        lambda message: None,
+    )
+    return session.checkpoint(path, **options)
+
+
 def write(tmp_path, name, obj):
     p = tmp_path / name
     torch.save(obj, p)

@@ -97,15 +97,10 @@ def trained(request, tmp_path_factory):
 
 
 def session_checkpoint(path, **options):
-    from pathlib import Path
+    from tests.helpers import session_audit
 
-    from credit_audit.audit import AuditSession
-    from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
-
-    opts = AuditOptions(device="cpu", model="tests.test_biotorch:make_mlp", data="digits")
-    session = AuditSession(opts, Path.cwd(), default_registry(), print)
-    return session.checkpoint(path, null_draws=200, **options)
+    base = {"model": "tests.test_biotorch:make_mlp", "data": "digits"}
+    return session_audit(path, base, null_draws=200, **options)
 
 
 def test_the_signal_is_the_hand_written_backward(trained):

@@ -20,11 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from credit_audit import CreditAuditError
-from credit_audit.audit import AuditSession
 from credit_audit.loading import digits_split
-from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
 from credit_audit.rng import Stream
+from tests.helpers import session_audit
 
 C = 10
 HOOK_SHAPES = [(C, 4, 8, 8), (C, 32)]
@@ -170,9 +168,8 @@ def trained(tmp_path_factory):
 def audit_of(path, loss="ce", **options):
     """The file audited as the repo's user would, with the loss it was trained with (the
     file does not say it: the audit asks for it)."""
-    opts = AuditOptions(device="cpu", model="tests.test_drtp_repo:bp_net", data="digits", loss=loss)
-    session = AuditSession(opts, Path.cwd(), default_registry(), print)
-    return session.checkpoint(path, n_eval=60, null_draws=60, **options)
+    base = {"model": "tests.test_drtp_repo:bp_net", "data": "digits", "loss": loss}
+    return session_audit(path, base, n_eval=60, null_draws=60, **options)
 
 
 def gammas64(weights, x, y, signal):

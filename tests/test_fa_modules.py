@@ -4,23 +4,19 @@ never acts and that part of the "FA" signal would be backprop's; a stored matrix
 nowhere is an error; the provenance lists the modules that carried FA feedback."""
 
 import re
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from credit_audit import CreditAuditError
-from credit_audit.audit import AuditSession
-from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
+from tests import helpers
 from tests.helpers import audit, small_model, write
 from tests.test_biotorch import make_mlp
 
 
 def session_audit(path, **options):
-    session = AuditSession(AuditOptions(device="cpu"), Path.cwd(), default_registry(), print)
-    return session.checkpoint(path, null_draws=20, n_eval=30, **options)
+    return helpers.session_audit(path, null_draws=20, n_eval=30, **options)
 
 
 def test_attention_s_out_proj_is_refused_not_audited_as_backprop(tmp_path):

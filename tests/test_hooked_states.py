@@ -9,10 +9,8 @@ import torch
 from torch import nn
 
 from credit_audit._errors import CreditAuditError
-from credit_audit.audit import AuditSession
 from credit_audit.models.hooks import HooksAdapter
-from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
+from tests.helpers import session_audit
 
 C, D_IN, D = 10, 64, 16
 
@@ -75,9 +73,8 @@ def functional_net():
 
 
 def audit(path, model, layers):
-    session = AuditSession(AuditOptions(device="cpu"), path.parent, default_registry(), print)
-    return session.checkpoint(
-        path, model=f"{__name__}:{model}", layers=layers, data="digits", n_eval=40
+    return session_audit(
+        path, cwd=path.parent, model=f"{__name__}:{model}", layers=layers, data="digits", n_eval=40
     )
 
 

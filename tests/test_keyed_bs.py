@@ -5,7 +5,6 @@ a per-sample float64 reference written out by hand."""
 
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,9 +13,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from credit_audit import CreditAuditError
-from credit_audit.audit import AuditSession
-from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
+from tests.helpers import session_audit
 
 C = 10
 
@@ -80,9 +77,8 @@ def user_rule(hs, logits, y, feedback):
 
 
 def audit_of(path, **options):
-    opts = AuditOptions(device="cpu", model="tests.test_keyed_bs:HookedMLP", data="digits")
-    session = AuditSession(opts, Path.cwd(), default_registry(), print)
-    return session.checkpoint(path, n_eval=60, null_draws=50, **options)
+    base = {"model": "tests.test_keyed_bs:HookedMLP", "data": "digits"}
+    return session_audit(path, base, n_eval=60, null_draws=50, **options)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ the checkpoint config's fields."""
 import copy
 import math
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,12 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from credit_audit import CreditAuditError
-from credit_audit.audit import AuditSession
 from credit_audit.audit.shared_pass import run_pass
 from credit_audit.loading import load_eval_data
 from credit_audit.losses import BUILTIN_LOSSES, Loss, loss_name, resolve_loss
-from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
+from tests.helpers import session_audit
 
 N, C, D = 40, 10, 16
 WIDE = ("bce", "mse")  # torch's mean averages these over N·C elements
@@ -86,8 +83,7 @@ def save_net(tmp_path, out="logits", config=None, name="net.pt"):
 
 
 def audit_net(path, out="logits", **options):
-    session = AuditSession(AuditOptions(device="cpu"), Path.cwd(), default_registry(), print)
-    return session.checkpoint(
+    return session_audit(
         path,
         model="tests.test_losses:Net",
         model_kwargs={"out": out},

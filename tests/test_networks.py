@@ -3,17 +3,14 @@ float64 per-sample reference written with loops, and DRTP's and sDFA's signals a
 closed forms (the signs Frenkel et al.'s function.py trains with)."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from credit_audit.audit import AuditSession
 from credit_audit.loading import load_eval_data
-from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
+from tests.helpers import session_audit
 
 N = 40
 
@@ -69,8 +66,7 @@ def save(tmp_path, model, widths, seed=1):
 
 
 def audit_of(path, **options):
-    session = AuditSession(AuditOptions(device="cpu"), Path.cwd(), default_registry(), print)
-    return session.checkpoint(path, null_draws=100, **options)
+    return session_audit(path, null_draws=100, **options)
 
 
 def reference_gammas(model, x, y, names, bs, signal):

@@ -3,7 +3,6 @@ DFALayer) or a custom backward that replaces the gradient (the DRTP repo's Train
 refused with the cause and the fix, never audited against the rule's own estimate."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from credit_audit import CreditAuditError
-from credit_audit.audit import AuditSession
-from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
+from tests.helpers import session_audit
 
 
 class FixedEstimate(torch.autograd.Function):
@@ -83,8 +80,7 @@ def _audit(tmp_path, mode):
     bs = [torch.randn(16, 10, generator=gen) / math.sqrt(10) for _ in range(2)]
     path = tmp_path / f"{mode}.pt"
     torch.save({"state_dict": model.state_dict(), "Bs": bs}, path)  # the same in every mode
-    session = AuditSession(AuditOptions(device="cpu"), Path.cwd(), default_registry(), print)
-    audit = session.checkpoint(
+    audit = session_audit(
         path,
         model="tests.test_replaced_backward:TrainingModeNet",
         model_kwargs={"mode": mode},
@@ -96,40 +92,43 @@ def _audit(tmp_path, mode):
     return audit, path
 
 
-def test_a_backward_that_replaces_the_gradient_is_refused(tmp_path):
-    audit, path = _audit(tmp_path, "replace")
+@pytest.mark.parametrize(
+    ("mode", "start", "names"),
+    [
+        pytest.param(
+            "replace",
+            "the backward pass does not carry the loss's gradient to hidden state(s) [0] (fc1): "
+            "from a zero gradient of the loss they receive a non-zero one",
+            "TrainingHook",
+            id="replaced",
+        ),
+        pytest.param(
+            "detach",
+            "the loss does not depend on hidden state(s) [0] (fc1): a training layer that "
+            "detaches the state (TinyDFA's DFALayer)",
+            "",
+            id="detached",
+        ),
+        pytest.param(
+            "nested",
+            "the backward pass runs a backward of its own (a module calls .backward() inside "
+            "it, as TinyDFA's DFA module does in training mode)",
+            "",
+            id="nested",
+        ),
+    ],
+)
+def test_a_model_in_its_training_mode_is_refused_with_the_cause_and_the_fix(
+    tmp_path, mode, start, names
+):
+    """A backward that replaces the gradient, a layer that detaches, a module that runs a
+    backward of its own: each named, with the fix (the model in its backprop mode)."""
+    audit, path = _audit(tmp_path, mode)
     with pytest.raises(CreditAuditError) as info:
         audit.pass32  # noqa: B018
     message = str(info.value)
-    assert message.startswith(
-        f"checkpoint {path}: the backward pass does not carry the loss's gradient to hidden "
-        "state(s) [0] (fc1): from a zero gradient of the loss they receive a non-zero one"
-    )
-    assert "TrainingHook" in message
-    assert message.endswith(FIX)
-
-
-def test_a_detaching_layer_names_the_cause_and_the_fix(tmp_path):
-    audit, path = _audit(tmp_path, "detach")
-    with pytest.raises(CreditAuditError) as info:
-        audit.pass32  # noqa: B018
-    message = str(info.value)
-    assert message.startswith(
-        f"checkpoint {path}: the loss does not depend on hidden state(s) [0] (fc1): a training "
-        "layer that detaches the state (TinyDFA's DFALayer)"
-    )
-    assert message.endswith(FIX)
-
-
-def test_a_backward_that_runs_its_own_backward_names_the_cause_and_the_fix(tmp_path):
-    audit, path = _audit(tmp_path, "nested")
-    with pytest.raises(CreditAuditError) as info:
-        audit.pass32  # noqa: B018
-    message = str(info.value)
-    assert message.startswith(
-        f"checkpoint {path}: the backward pass runs a backward of its own (a module calls "
-        ".backward() inside it, as TinyDFA's DFA module does in training mode)"
-    )
+    assert message.startswith(f"checkpoint {path}: {start}")
+    assert names in message
     assert message.endswith(FIX)
 
 

@@ -7,7 +7,6 @@ optimiser steps against it. A network trained that way reads Γ > 0 under the ma
 """
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from credit_audit.audit import AuditSession
-from credit_audit.options import AuditOptions
 from credit_audit.registry import default_registry
 from credit_audit.rng import Stream
 from credit_audit.rules.dfa import DfaRule
+from tests.helpers import session_audit
 
 C = 10
 LAYERS = ["act1", "act2"]
@@ -88,8 +86,7 @@ def save(tmp_path, model, fb):
 
 
 def audit_of(path, rule, draws=200):
-    session = AuditSession(AuditOptions(device="cpu"), Path.cwd(), default_registry(), print)
-    return session.checkpoint(
+    return session_audit(
         path,
         model="tests.test_rule_signs:HookedMlp",
         data="digits",
@@ -102,26 +99,10 @@ def audit_of(path, rule, draws=200):
 
 def reference_gammas(model, x, y, fb, estimate):
     """Per sample in float64: g = d(CE/N)/dh at each hooked activation, the cosine with the
-    repo's estimate (the sign it trains with), averaged."""
-    model = model.double()
-    modules = dict(model.named_modules())
-    totals = np.zeros(len(LAYERS))
-    for n in range(len(y)):
-        seen = {}
-        handles = [
-            modules[name].register_forward_hook(lambda m, i, o, k=k, s=seen: s.__setitem__(k, o))
-            for k, name in enumerate(LAYERS)
-        ]
-        logits = model(x[n : n + 1].double())
-        for h in handles:
-            h.remove()
-        loss = F.cross_entropy(logits, y[n : n + 1]) / len(y)
-        grads = torch.autograd.grad(loss, [seen[k] for k in range(len(LAYERS))])
-        for k, g in enumerate(grads):
-            a = estimate(logits.detach(), y[n : n + 1], fb[k].double()).reshape(-1).numpy()
-            g = g.reshape(-1).numpy()
-            totals[k] += a @ g / (np.linalg.norm(a) * np.linalg.norm(g))
-    return (totals / len(y)).tolist()
+    repo's estimate (the sign it trains with), averaged (test_networks' loop)."""
+    from tests.test_networks import reference_gammas as hooked
+
+    return hooked(model, x, y, LAYERS, fb, estimate)
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from credit_audit import CreditAuditError
-from credit_audit.audit import AuditSession
 from credit_audit.loading import digits_split
-from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
 from credit_audit.rng import Stream
+from tests.helpers import session_audit
 
 C, D1, D2 = 10, 32, 24
 D_MAX = max(D1, D2)
@@ -81,14 +79,12 @@ def trained(tmp_path_factory):
 
 
 def audit_of(path, **options):
-    opts = AuditOptions(
-        device="cpu",
-        model="tests.test_tinydfa:DigitsFullyConnected",
-        data="digits",
-        layers=["fc2:input", "fc3:input"],
-    )
-    session = AuditSession(opts, Path.cwd(), default_registry(), print)
-    return session.checkpoint(path, n_eval=80, null_draws=60, **options)
+    base = {
+        "model": "tests.test_tinydfa:DigitsFullyConnected",
+        "data": "digits",
+        "layers": ["fc2:input", "fc3:input"],
+    }
+    return session_audit(path, base, n_eval=80, null_draws=60, **options)
 
 
 def reference_gammas(weights, m, x, y):
