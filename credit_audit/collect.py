@@ -39,6 +39,8 @@ class AuditRun:
         self.verifier: Any = None
         self.interrupted = False  # Ctrl-C: the reports say they are partial
         self.claims_error: str | None = None  # --audit-write-claims could not write its file
+        self.partial: Any = None  # the records as they finish (credit_audit.report.partial)
+        self.recovered: str | None = None  # what became of a killed run's partial file
         self._registry: Any = None
         self._session: Any = None
         self._figures: str | None = None

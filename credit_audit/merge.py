@@ -1,6 +1,8 @@
-"""Join the JSON of a sharded audit (``--audit-shard=I/N``) into one report and one exit code.
+"""Join the JSON of a sharded audit (``--audit-shard=I/N``) into one report and one exit code,
+or rebuild a killed run's reports from the records it kept (``results.json.partial``).
 
     python -m credit_audit merge shard-*.json --json results.json --html report.html
+    python -m credit_audit merge credit-audit/results.json.partial
 
 Each part's JSON keeps its records; the merge puts them back in the order one unsharded run
 gives (part I holds every N-th checkpoint and claim from the I-th) and writes the JSON an
@@ -17,7 +19,9 @@ import json
 from pathlib import Path
 
 from credit_audit._errors import CreditAuditError
+from credit_audit.options import DEFAULT_HTML, DEFAULT_JSON
 from credit_audit.report.figures import FIGURE_MODES
+from credit_audit.report.partial import SUFFIX, outputs, rebuild, write_reports
 
 __all__ = ["main", "merge"]
 
@@ -183,9 +187,24 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m credit_audit merge",
         description="Join the JSON of the parts of a sharded audit (--audit-shard=I/N).",
     )
-    p.add_argument("parts", nargs="+", type=Path, help="the parts' JSON files")
-    p.add_argument("--json", type=Path, default=Path("credit-audit/results.json"))
-    p.add_argument("--html", type=Path, default=Path("credit-audit/report.html"))
+    p.add_argument(
+        "parts",
+        nargs="+",
+        type=Path,
+        help="the parts' JSON files, or one killed run's results.json.partial",
+    )
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="default: credit-audit/results.json (a partial file: the JSON its run would write)",
+    )
+    p.add_argument(
+        "--html",
+        type=Path,
+        default=None,
+        help="default: credit-audit/report.html (a partial file: the page its run would write)",
+    )
     p.add_argument("--fail-on", choices=("fail", "warn"), default="fail")
     p.add_argument(
         "--figures",
@@ -195,41 +214,40 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args = p.parse_args(argv)
-        doc, records = merge(args.parts)
+        partial = [part for part in args.parts if part.name.endswith(SUFFIX)]
+        if partial and len(args.parts) > 1:
+            raise CreditAuditError(
+                f"{partial[0]}: a partial file is rebuilt alone (give it as the only file)"
+            )
+        if partial:
+            doc, records = rebuild(partial[0])
+            json_path, html_path = outputs(partial[0])
+        else:
+            doc, records = merge(args.parts)
+            json_path, html_path = Path(DEFAULT_JSON), Path(DEFAULT_HTML)
+        args.json, args.html = args.json or json_path, args.html or html_path
     except CreditAuditError as exc:
         print(f"credit_audit merge: {exc}")
         return EXIT_USAGE
-    from credit_audit.claims import CLAIM_ITEMS
-    from credit_audit.registry import default_registry
-    from credit_audit.report.html import standalone_html
-    from credit_audit.report.json_writer import write_document
-
-    pitfall_ids = list(doc["thresholds"])
-    page = standalone_html(
-        records,
-        default_registry(),
-        pitfall_ids,
-        [*CLAIM_ITEMS, *pitfall_ids],
-        {**doc, "merged_from": len(args.parts)},
-        args.figures,
-    )
+    notes = {} if partial else {"merged_from": len(args.parts)}
     try:
-        write_document(args.json, doc)
-        args.html.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.html.with_name(args.html.name + ".tmp")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(args.html)
+        write_reports(doc, records, args.json, args.html, args.figures, notes)
     except OSError as exc:
         print(f"credit_audit merge: cannot write the report: {exc}")
         return EXIT_USAGE
+    if partial:  # its records are in the JSON now ("records"), and the next run would redo it
+        partial[0].unlink()
     bad = {"FAIL", "ERROR"} | ({"WARN"} if args.fail_on == "warn" else set())
     failed = sum(r.verdict in bad for r in records.values())
-    print(f"credit_audit merge: {len(args.parts)} parts, {len(records)} checks, {failed} failed")
+    source = f"{partial[0]} rebuilt" if partial else f"{len(args.parts)} parts"
+    print(f"credit_audit merge: {source}, {len(records)} checks, {failed} failed")
     print(f"HTML audit: {args.html}\nJSON results: {args.json}")
+    if not doc["complete"]:
+        reason = (doc.get("incomplete") or {}).get("reason") or "a part was interrupted"
+        print(f"credit_audit merge: {reason}: the report is PARTIAL")
     if failed:
         return EXIT_FAILED
     if not doc["complete"]:  # as an interrupted run exits: nothing failed, not everything ran
-        print("credit_audit merge: a part was interrupted: the report is PARTIAL")
         return EXIT_INTERRUPTED
     return EXIT_OK
 

@@ -22,6 +22,7 @@ from credit_audit._errors import CreditAuditError
 from credit_audit.losses import REDUCTIONS, loss_name
 from credit_audit.report.figures import FIGURE_MODES
 from credit_audit.rules import INITS
+from credit_audit.trust import Origin, trusted_modules
 
 __all__ = ["DEMO_DATA", "OPTIONS", "AuditOptions", "Option", "option"]
 
@@ -289,6 +290,18 @@ OPTIONS: tuple[Option, ...] = (
         ini=False,
     ),
     Option(
+        "--trust-code",
+        "trusted_modules",
+        trusted_modules,
+        None,
+        "Modules whose code a claims file or a checkpoint's config may name (a model, rule, "
+        "loss or data function), imported and recorded in the report; without it a name of "
+        "code in those files is refused and nothing is imported.",
+        "none: files name only built-in rules, losses, layouts and datasets",
+        "MODULE[,MODULE...]",
+        deciding=True,
+    ),
+    Option(
         "--audit-metric",
         "metric",
         parsers.text,
@@ -388,6 +401,7 @@ class AuditOptions:
     bs_init: str | None = _default("bs_init")
     device: str = _default("device")
     trust_pickle: bool = _default("trust_pickle")
+    trusted_modules: tuple | None = _default("trusted_modules")
     metric: str | None = _default("metric")
     claims: str | None = _default("claims")
     shard: tuple | None = _default("shard")
@@ -398,14 +412,25 @@ class AuditOptions:
     fail_on: str = _default("fail_on")
     thresholds: dict = field(default_factory=dict)
     bs_over_stored: bool = False  # a claim that says its Bs were reconstructed is taken at its word
+    # who wrote each value that is not the default (credit_audit.trust): the user (command line,
+    # ini file) or a file (a claim's field); decides whether a code name may be imported
+    named_by: dict = field(default_factory=dict)
+    # the user's trust (credit_audit.trust.CodeTrust), fixed when their options are read, so
+    # that a claim's copy still knows which code names were the user's
+    code_trust: Any = None
 
     def __post_init__(self) -> None:
         if self.data is None and "demo" in self.ckpts:
             self.data = DEMO_DATA
 
-    def with_values(self, where: str = "option", **values: Any) -> AuditOptions:
-        """A copy with ``values`` parsed by their rows; errors name ``where`` and the option."""
-        out = dataclasses.replace(self, thresholds=dict(self.thresholds))
+    def with_values(
+        self, where: str = "option", origin: Origin | None = None, **values: Any
+    ) -> AuditOptions:
+        """A copy with ``values`` parsed by their rows; errors name ``where`` and the option.
+        ``origin``: who wrote the values (None: the user), kept in ``named_by``."""
+        out = dataclasses.replace(
+            self, thresholds=dict(self.thresholds), named_by=dict(self.named_by)
+        )
         for name, raw in values.items():
             row = _BY_DEST.get(name)
             if row is None:
@@ -421,6 +446,8 @@ class AuditOptions:
                 out.thresholds[row.threshold] = value
             else:
                 setattr(out, name, value)
+            if origin is not None:
+                out.named_by[name] = origin
         return out
 
     def resolved_device(self) -> str:

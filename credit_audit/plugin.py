@@ -70,16 +70,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _read_options(config: pytest.Config) -> AuditOptions:
     """The command line, else the ini file, else the table's defaults; bad values exit 4."""
     from credit_audit.checklist import parse_threshold_overrides
+    from credit_audit.trust import Origin
 
     opts = AuditOptions(ckpts=list(config.getoption("credit_audit_ckpt") or []))
+    ini_name = config.inipath.name if config.inipath else "the ini file"
     for row in OPTIONS:
         raw = config.getoption(f"credit_audit_{row.dest}")
+        origin = Origin(f"{row.flag} on the command line")
         if raw is None and row.ini:
             raw = config.getini(f"credit_audit_{row.dest}")
+            origin = Origin(f"credit_audit_{row.dest} in {ini_name}")
         if raw is None or raw == "":
             continue
         try:
-            opts = opts.with_values(row.flag, **{row.dest: raw})
+            opts = opts.with_values(row.flag, origin, **{row.dest: raw})
         except CreditAuditError as exc:
             message = str(exc).replace(f"{row.flag} {row.dest!r}:", f"{row.flag}:")
             raise pytest.UsageError(message) from None
@@ -90,6 +94,9 @@ def _read_options(config: pytest.Config) -> AuditOptions:
     except CreditAuditError as exc:
         raise pytest.UsageError(str(exc)) from None
     opts.thresholds = {**ini, **opts.thresholds}  # the command line wins
+    from credit_audit.trust import CodeTrust
+
+    opts.code_trust = CodeTrust.of(opts)  # the user's words, before any claim adds its own
     return opts
 
 
@@ -180,11 +187,20 @@ def pytest_configure(config: pytest.Config) -> None:
         opts.html = None
     if opts.claims:
         from credit_audit.claims import ClaimVerifier, load_claims
+        from credit_audit.trust import CodeTrust
 
         try:
-            run.verifier = ClaimVerifier(load_claims(base / opts.claims), run.session)
+            claims = load_claims(base / opts.claims, CodeTrust.of(opts))
+            run.verifier = ClaimVerifier(claims, run.session)
         except CreditAuditError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if not hasattr(config, "workerinput"):  # the controller read them for its workers
+        problems = _code_in_configs(run)
+        if problems:
+            raise pytest.UsageError(
+                "credit_audit cannot run:\n" + "\n".join(f"  - {p}" for p in problems)
+            )
+    _keep_records(config, run)
     config.pluginmanager.register(AuditHooks(run), "credit_audit_session")
     if html:
         from credit_audit.report.html import HtmlHooks
@@ -239,6 +255,61 @@ def _preflight(run: AuditRun) -> list[str]:
             resolve_rule(opts.rule, run.registry.rules)
         except CreditAuditError as exc:
             problems.append(str(exc))
+    return problems
+
+
+def _keep_records(config: pytest.Config, run: AuditRun) -> None:
+    """The ``<json>.partial`` file that keeps each finished checkpoint's records should the
+    process be killed (:mod:`credit_audit.report.partial`): the controller first turns one
+    that a killed run left into that run's reports, then writes this run's header; every
+    process that runs checks appends to it."""
+    if config.option.collectonly:
+        return
+    from credit_audit.report.partial import PartialLog, recover
+
+    run.partial = PartialLog(run.opts.json)
+    if hasattr(config, "workerinput"):
+        return
+    try:
+        run.recovered = recover(run.opts.json)
+    except CreditAuditError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    from credit_audit.report.json_writer import environment
+
+    registry, opts = run.registry, run.opts
+    run.partial.start(
+        {
+            "json": opts.json,
+            "html": opts.html,
+            "options": opts.deciding(),
+            "thresholds": {p: registry.thresholds(p, opts.thresholds) for p in registry.pitfalls},
+            "claim_items": run.claim_items(),
+            "plan": run.shard_plan(),
+            "shard": list(opts.shard) if opts.shard else None,
+            "environment": environment(),
+        }
+    )
+
+
+def _code_in_configs(run: AuditRun) -> list[str]:
+    """The code that the configs of the files to audit name and the user does not trust
+    (:mod:`credit_audit.trust`), read before the audit starts so that the run refuses it at
+    once (each checkpoint's load refuses it again, for the fixture's own audits)."""
+    from credit_audit.loading import read_config
+    from credit_audit.trust import config_refusals
+
+    targets = []  # (path, the options its audit runs under)
+    if run.opts.ckpts:
+        targets += [(r.path, run.opts) for r in run.session.refs() if not r.demo]
+    if run.verifier is not None:
+        for claim_id, claim in run.verifier.claims.items():
+            if not claim.checkpoint.startswith("demo:"):
+                targets.append((Path(claim.checkpoint), run.verifier.opts_for(claim_id)))
+    problems, configs = [], {}
+    for path, opts in targets:
+        if path not in configs:
+            configs[path] = read_config(path) if path.is_file() else None
+        problems += [p for p in config_refusals(configs[path], opts, path) if p not in problems]
     return problems
 
 
@@ -389,12 +460,18 @@ class AuditHooks:
         return lines
 
     def pytest_runtest_teardown(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
-        # Items come grouped by checkpoint: when the next one is another's, release this one.
-        if (
-            isinstance(item, AuditItem)
-            and item.kind == "checkpoint"
-            and (getattr(nextitem, "subject", None) != item.subject)
-        ):
+        # Items come grouped by checkpoint: when the next one is another's, this one's records
+        # are kept on disk (a killed run keeps them) and its tensors released.
+        if not isinstance(item, AuditItem):
+            return
+        subject = (item.kind, item.subject)
+        ends = (getattr(nextitem, "kind", None), getattr(nextitem, "subject", None)) != subject
+        if (ends or item.kind == "known_answer") and self.run.partial is not None:
+            keys = [k for k in self.run.records if k[:2] == subject]
+            if item.kind == "known_answer":
+                keys = [k for k in keys if k[2] == item.check]
+            self.run.partial.append([self.run.records[k] for k in keys])
+        if item.kind == "checkpoint" and ends:
             self.run.session.release(item.subject)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -436,6 +513,8 @@ class AuditHooks:
             self.run.registry,
             self.run.claims_error,
         )
+        if self.run.recovered:
+            lines.append(self.run.recovered)
         for line in lines:
             terminalreporter.write_line(line)
 
@@ -464,7 +543,7 @@ class AuditHooks:
             self.run.claim_items(),
             complete=not self.run.interrupted,
             shard=self.run.opts.shard,
-            plan=self.run.shard_plan() if self.run.opts.shard else None,
+            plan=self.run.shard_plan(),
         )
         if self.run.opts.write_claims:
             from credit_audit.claims.writer import write_claims
@@ -480,6 +559,8 @@ class AuditHooks:
                 self.run.claims_error = f"--audit-write-claims: cannot write: {exc}"
                 if session.exitstatus == pytest.ExitCode.OK:  # what was asked is not there
                     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.run.partial is not None:  # the reports hold every record now
+            self.run.partial.finish()
         if self.run.opts.shard and session.testscollected == 0:
             # a part that holds nothing (more parts than checkpoints) is not a failed task
             session.exitstatus = pytest.ExitCode.OK

@@ -90,6 +90,8 @@ class CheckpointSummary:
     device: str | None = None
     meta: dict = field(default_factory=dict)
     unpickled: bool | None = None  # True when --trust-pickle was used and needed for this file
+    # the code its audit imported (model, rule, loss, data), who named it and why it was trusted
+    code: list | None = None
     dtypes: list | None = None  # the weights' stored dtypes
     computed_by: str | None = None  # the process that computed it: main, or an xdist worker
     gamma_per_layer: list | None = None

@@ -41,6 +41,10 @@ def test_example_trained_with_dfa_through_hooks(
     assert ck["error"] is None
     assert ck["model"]["layers"] == {"conv": ["conv1", "conv2"]}.get(kind, ["blocks.0", "blocks.1"])
     assert len(ck["checks"]) == 6
+    assert [(c["field"], c["named_by"], c["trusted_by"]) for c in ck["code"]] == [
+        ("model", "--model on the command line", "your own words"),
+        ("data", "--data on the command line", "your own words"),
+    ]
     bs = ck["checks"]["bs_specificity"]
     assert bs["verdict"] == "PASS", bs["message"]
     z = bs["numbers"]["per_layer_z"]
@@ -60,7 +64,9 @@ def test_example_trained_with_dfa_through_hooks(
         f"    model: examples.dfa_hooks:{model}\n    data: examples.dfa_hooks:{data}\n"
         f"    n_eval: {ck['data']['n_eval']}\n    device: cpu\n    asserts: value_only\n"
     )
-    pytester.runpytest(f"--claims={claims}", "--null-draws=50", "-p", "no:cacheprovider")
+    # the claims file names the example's code: the reader trusts its module
+    trust = "--trust-code=examples"
+    pytester.runpytest(f"--claims={claims}", trust, "--null-draws=50", "-p", "no:cacheprovider")
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
     (claim,) = doc["claims"]
     assert claim["checks"]["reproduces"]["verdict"] == "PASS", claim["checks"]["reproduces"]

@@ -51,7 +51,15 @@ def test_options_ini_header_json_and_written_claims_round_trip(pytester):
     # the claims carry the protocol: without the ini and the options every value reproduces
     (pytester.path / "tox.ini").unlink(missing_ok=True)
     (pytester.path / "pytest.ini").unlink(missing_ok=True)
-    again = pytester.runpytest("--claims=claims.yaml", *SMALL_AUDIT)
+    # the claims name the model's code: as the run's last line says, the reader trusts it
+    result.stdout.fnmatch_lines(
+        ["Claims file: *pytest --claims=*claims.yaml --trust-code=tests.test_losses reproduces*"]
+    )
+    refused = pytester.runpytest("--claims=claims.yaml", *SMALL_AUDIT)
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    again = pytester.runpytest(
+        "--claims=claims.yaml", "--trust-code=tests.test_losses", *SMALL_AUDIT
+    )
     again.stdout.fnmatch_lines(["*loss=ce, or the checkpoint config's loss*"])  # not the ini's
     claims = json.loads((pytester.path / "credit-audit" / "results.json").read_text())["claims"]
     assert claims and all(c["checks"]["reproduces"]["verdict"] == "PASS" for c in claims)
@@ -123,9 +131,11 @@ def test_claims_fields_are_validated_and_name_the_field(tmp_path):
             "loss: bce",
             "loss: mylab.losses:focal",
             "claims.yaml: claim 'c': field 'loss' is 'mylab.losses:focal', code named by the "
-            "claims file; a claims file may name only the built-in losses (ce, nll, bce, mse). "
-            "If you trust that function, pass --loss=mylab.losses:focal on the command line and "
-            "leave 'loss' out of the claim",
+            "claims file, and nothing a file names is imported: a claims file may name only "
+            "built-in rules, losses and datasets, and files. If you trust module "
+            "'mylab.losses', allow it with --trust-code=mylab.losses (ini "
+            "credit_audit_trusted_modules), or name the code yourself: "
+            "--loss=mylab.losses:focal on the command line, or credit_audit_loss in the ini file",
         ),
         (
             "loss: bce",

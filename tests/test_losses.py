@@ -329,9 +329,12 @@ def test_a_users_loss_function_is_checked(tmp_path):
     [
         pytest.param(
             {"loss": "tests.test_losses:half_squared"},
-            "config 'loss' is 'tests.test_losses:half_squared', code named by the file; a "
-            "checkpoint may name only the built-in losses (ce, nll, bce, mse). If you trust "
-            "that function, pass --loss=tests.test_losses:half_squared yourself",
+            "config 'loss' is 'tests.test_losses:half_squared', code named by the file, and "
+            "nothing a file names is imported: a checkpoint's config may name only built-in "
+            "rules, losses and layouts. If you trust module 'tests.test_losses', allow it with "
+            "--trust-code=tests.test_losses (ini credit_audit_trusted_modules), or name the "
+            "code yourself: --loss=tests.test_losses:half_squared on the command line, or "
+            "credit_audit_loss in the ini file",
             id="code",
         ),
         pytest.param(

@@ -142,7 +142,18 @@ class CheckpointAudit:
 
     @property
     def ckpt(self) -> LoadedCheckpoint:
-        return self._get("ckpt", lambda: load_checkpoint(self.ref, self.opts.trust_pickle))
+        """The loaded file; refused when its config names code the user does not trust (every
+        use of the config goes through here, so nothing it names is imported before)."""
+        return self._get("ckpt", self._load)
+
+    def _load(self) -> LoadedCheckpoint:
+        from credit_audit.trust import config_refusals
+
+        ckpt = load_checkpoint(self.ref, self.opts.trust_pickle)
+        problems = config_refusals(ckpt.config, self.opts, self.ref.path)
+        if problems:
+            raise CreditAuditError("; ".join(problems))
+        return ckpt
 
     @property
     def spec(self) -> ModelSpec:

@@ -1,6 +1,6 @@
 """Which loss and gradient batch a checkpoint is audited with: ``--loss``,
 ``--loss-reduction`` and ``--grad-batch`` when given, else the checkpoint config's (built-in
-losses only: a stranger's file must not name code), else the research scripts' mean
+losses, or code the user trusts: :mod:`credit_audit.trust`), else the research scripts' mean
 cross-entropy over all N samples at once; a layout whose library trains with several losses
 and does not record which is refused until the option says it. No pytest here."""
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from credit_audit._errors import CreditAuditError
 from credit_audit.losses import BUILTIN_LOSSES, REDUCTIONS, Loss, resolve_loss
+from credit_audit.trust import CodeTrust, code_target
 
 __all__ = ["grad_batch_for", "loss_for"]
 
@@ -20,7 +21,7 @@ def _config_value(ckpt: Any, key: str) -> Any:
 
 def loss_for(ckpt: Any, opts: Any) -> Loss:
     """``--loss``/``--loss-reduction`` when given, else the checkpoint config's ``loss`` /
-    ``loss_reduction`` (built-in losses only: a stranger's file must not name code), else
+    ``loss_reduction`` (built-in losses, or code the user trusts), else
     mean cross-entropy."""
     source = f"checkpoint {ckpt.ref.path}"
     name, origin = opts.loss, "--loss"
@@ -35,13 +36,9 @@ def loss_for(ckpt: Any, opts: Any) -> Loss:
         )
     if name is None and _config_value(ckpt, "loss") is not None:
         name, origin = _config_value(ckpt, "loss"), f"the config of {ckpt.ref.path}"
-        if isinstance(name, str) and ":" in name:
-            raise CreditAuditError(
-                f"{source}: config 'loss' is {name!r}, code named by the file; a checkpoint may "
-                f"name only the built-in losses ({', '.join(BUILTIN_LOSSES)}). If you trust "
-                f"that function, pass --loss={name} yourself"
-            )
-        if name not in BUILTIN_LOSSES:
+        # code the user trusts (--trust-code); any other was refused as the file was loaded
+        CodeTrust.of(opts).check("loss", name, f"{source}: config 'loss'", "config")
+        if code_target("loss", name) is None and name not in BUILTIN_LOSSES:
             raise CreditAuditError(
                 f"{source}: config 'loss' is {name!r}, expected one of "
                 f"{', '.join(BUILTIN_LOSSES)} (or pass --loss to state the training loss)"

@@ -1,9 +1,9 @@
 """A checkpoint audit's provenance and headline numbers as the record the renderers read.
 
-The file (path, sha256, format, dtypes, unpickling), the feedback matrices' source and layout,
-the rule, the gradient's protocol (loss, reduction, batch), the model and its layers, the eval
-data and its preprocessing, the model's accuracy on it, Γ per layer with its standard errors,
-and each pitfall's own summary fields. No pytest here.
+The file (path, sha256, format, dtypes, unpickling), the code imported and on whose word, the
+feedback matrices' source and layout, the rule, the gradient's protocol (loss, reduction,
+batch), the model and its layers, the eval data and its preprocessing, the model's accuracy on
+it, Γ per layer with its standard errors, and each pitfall's own summary fields. No pytest here.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from credit_audit.metrics import standard_errors
 from credit_audit.records import CheckpointSummary
+from credit_audit.trust import code_provenance
 
 __all__ = ["summarize"]
 
@@ -34,6 +35,16 @@ def summarize(audit: Any) -> CheckpointSummary:
         sha256=ckpt.sha256,
         size_bytes=ckpt.size_bytes,
         unpickled=ckpt.unpickled,
+        code=code_provenance(
+            {
+                "model": audit.opts.model,
+                "rule": audit.rule_name,
+                "loss": audit.loss.name,
+                "data": audit.opts.data,
+            },
+            audit.opts,
+            f"checkpoint {audit.ref.path}",
+        ),
         dtypes=ckpt.dtypes,
         computed_by=os.environ.get("PYTEST_XDIST_WORKER", "main"),
         bs_source=audit.provenance.as_dict(),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from credit_audit._errors import CreditAuditError
+from credit_audit.trust import CLAIM_CODE_FIELDS, CodeTrust
 
 __all__ = ["AGGREGATIONS", "METRICS", "REQUIRED", "Claim", "load_claims"]
 
@@ -114,20 +115,15 @@ def _number(where, name, value, positive=False):
 
 
 def _gradient_protocol(claim: Claim, merged: dict, where: str) -> None:
-    """``loss`` (a built-in loss: a claims file is a stranger's data and must not name code),
-    ``loss_reduction`` and ``grad_batch``."""
+    """``loss`` (a built-in loss, or a function the user trusts: checked by
+    :func:`_code_fields`), ``loss_reduction`` and ``grad_batch``."""
     from credit_audit.losses import BUILTIN_LOSSES, REDUCTIONS
+    from credit_audit.trust import code_target
 
     loss = merged.get("loss")
     if loss is not None:
-        if isinstance(loss, str) and ":" in loss:
-            raise CreditAuditError(
-                f"{where}: field 'loss' is {loss!r}, code named by the claims file; a claims "
-                f"file may name only the built-in losses ({', '.join(BUILTIN_LOSSES)}). If you "
-                f"trust that function, pass --loss={loss} on the command line and leave 'loss' "
-                "out of the claim"
-            )
-        claim.loss = _choice(where, "loss", loss, BUILTIN_LOSSES)
+        trusted = code_target("loss", loss) is not None  # _code_fields let it through
+        claim.loss = loss if trusted else _choice(where, "loss", loss, BUILTIN_LOSSES)
     if merged.get("loss_reduction") is not None:
         claim.loss_reduction = _choice(
             where, "loss_reduction", merged["loss_reduction"], REDUCTIONS
@@ -139,13 +135,22 @@ def _gradient_protocol(claim: Claim, merged: dict, where: str) -> None:
         claim.grad_batch = batch
 
 
-def _validate(raw: dict, defaults: dict, where: str, base: Path) -> Claim:
+def _code_fields(merged: dict, where: str, trust: CodeTrust) -> None:
+    """A claims file is a stranger's data: a field that names code (``model``, ``rule``,
+    ``loss``, ``data`` as ``module:function``) is refused, before anything is imported, unless
+    the user trusts it (:mod:`credit_audit.trust`)."""
+    for name in CLAIM_CODE_FIELDS:
+        trust.check(name, merged.get(name), f"{where}: field '{name}'", "claims")
+
+
+def _validate(raw: dict, defaults: dict, where: str, base: Path, trust: CodeTrust) -> Claim:
     unknown = sorted(set(raw) - set(_FIELDS))
     if unknown:
         raise CreditAuditError(
             f"{where}: unknown field '{unknown[0]}' (known: {', '.join(_FIELDS)})"
         )
     merged = {**defaults, **raw}
+    _code_fields(merged, where, trust)
     for name in ("checkpoint", "metric"):
         if merged.get(name) in (None, ""):
             raise CreditAuditError(f"{where}: field '{name}' is required")
@@ -276,8 +281,9 @@ def _strict_loader() -> type:
     return StrictLoader
 
 
-def load_claims(path: str | Path) -> list[Claim]:
-    """Read and validate a claims file; raises CreditAuditError naming file, claim and field."""
+def load_claims(path: str | Path, trust: CodeTrust | None = None) -> list[Claim]:
+    """Read and validate a claims file; raises CreditAuditError naming file, claim and field.
+    ``trust``: the code the user trusts a claim to name (None: none)."""
     import yaml
 
     path = Path(path)
@@ -322,5 +328,5 @@ def load_claims(path: str | Path) -> list[Claim]:
         if raw["id"] in seen:
             raise CreditAuditError(f"{where}: the id is used twice")
         seen.add(raw["id"])
-        claims.append(_validate(raw, defaults, where, path.parent))
+        claims.append(_validate(raw, defaults, where, path.parent, trust or CodeTrust()))
     return claims

@@ -15,6 +15,7 @@ from credit_audit._errors import CreditAuditError
 from credit_audit.claims.schema import Claim
 from credit_audit.pitfalls._common import table
 from credit_audit.records import FAIL, PASS, Verdict
+from credit_audit.trust import Origin
 
 __all__ = ["CLAIM_ITEMS", "ClaimVerifier", "claim_value"]
 
@@ -101,6 +102,16 @@ class ClaimVerifier:
     def audit_for(self, claim_id: str) -> Any:
         """The checkpoint audit under the claim's protocol."""
         claim = self.claims[claim_id]
+        opts = self.opts_for(claim_id)
+        try:
+            ref = self.session.resolve(claim.checkpoint)
+        except CreditAuditError as exc:
+            raise CreditAuditError(f"{claim.source}: field 'checkpoint': {exc}") from None
+        return self.session.audit(ref, opts)
+
+    def opts_for(self, claim_id: str) -> Any:
+        """The session's options under the claim's protocol (its fields win)."""
+        claim = self.claims[claim_id]
         values = {
             name: getattr(claim, name)
             for name in (
@@ -117,16 +128,13 @@ class ClaimVerifier:
             )
         }
         values["layers"] = claim.module_layers
-        opts = self.session.opts.with_values(f"{claim.source}: field", **values)
+        origin = Origin(claim.source, user=False)  # a stranger's words (credit_audit.trust)
+        opts = self.session.opts.with_values(f"{claim.source}: field", origin, **values)
         if claim.bs and claim.bs["source"] == "reconstruct":
             opts.bs_seed = claim.bs["seed"]
             opts.bs_device = claim.bs.get("device", "cpu")
             opts.bs_over_stored = True
-        try:
-            ref = self.session.resolve(claim.checkpoint)
-        except CreditAuditError as exc:
-            raise CreditAuditError(f"{claim.source}: field 'checkpoint': {exc}") from None
-        return self.session.audit(ref, opts)
+        return opts
 
     def checkpoint_path(self, claim_id: str) -> str:
         return str(self.audit_for(claim_id).ref.path)

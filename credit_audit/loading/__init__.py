@@ -5,6 +5,7 @@ from credit_audit.loading.checkpoint import (
     CheckpointRef,
     LoadedCheckpoint,
     load_checkpoint,
+    read_config,
     resolve_checkpoints,
 )
 from credit_audit.loading.data import EvalData, digits_split, load_eval_data
@@ -16,5 +17,6 @@ __all__ = [
     "digits_split",
     "load_checkpoint",
     "load_eval_data",
+    "read_config",
     "resolve_checkpoints",
 ]

@@ -83,6 +83,7 @@ class Page:
     mode: str = "failing"  # --audit-figures resolved for the run's size
     asked: str = "auto"  # --audit-figures as given
     partial: bool = False
+    incomplete: dict = field(default_factory=dict)  # a partial run's reason and what it left
     demo: dict = field(default_factory=dict)  # the demo's verdicts, when the run is the demo
 
     @property
@@ -202,12 +203,7 @@ def conclusions_html(page: Page) -> str:
         )
     if not rows:
         return ""
-    partial = (
-        '<p class="ca-partial"><b>⚠ PARTIAL REPORT:</b> the run was interrupted before every '
-        "check ran; the verdicts below are the ones that finished.</p>"
-        if page.partial
-        else ""
-    )
+    partial = _partial_banner(page) if page.partial else ""
     return (
         f'<section id="credit-audit-conclusions"><h2>What the audit concludes</h2>{partial}'
         f'<ul class="ca-conclusions">{"".join(rows)}</ul></section>'
@@ -441,6 +437,23 @@ def _compact(value: Any) -> str:
     return "none" if value is None else str(value)
 
 
+def _partial_banner(page: Page) -> str:
+    """Why the report is partial, and what was not audited."""
+    reason = page.incomplete.get("reason") or "the run was interrupted"
+    left = page.incomplete.get("not_audited") or {}
+    parts = [
+        f"{len(ids)} {kind} ({', '.join(str(i) for i in ids[:10])}"
+        + (f" and {len(ids) - 10} more)" if len(ids) > 10 else ")")
+        for kind, ids in (("checkpoints", left.get("checkpoints")), ("claims", left.get("claims")))
+        if ids
+    ]
+    missing = f" Not audited: {'; '.join(parts)}." if parts else ""
+    return (
+        f'<p class="ca-partial"><b>⚠ PARTIAL REPORT:</b> {escape(reason)} before every check '
+        f"ran; the verdicts below are the ones that finished.{escape(missing)}</p>"
+    )
+
+
 def provenance_html(page: Page, ckpt: str) -> str:
     """The checkpoint's provenance in one collapsed block: the file, the feedback matrices,
     the rule and model, the data, the options and seeds, and the environment."""
@@ -465,6 +478,7 @@ def provenance_html(page: Page, ckpt: str) -> str:
         ("format", s.format or ""),
         ("stored dtypes", ", ".join(s.dtypes or [])),
         ("unpickled (--trust-pickle)", "yes" if s.unpickled else "no (weights only)"),
+        ("code imported", _code_text(s.code)),
         ("feedback matrices (Bs)", _compact(bs) if bs else ""),
         ("their recipe", recipe),
         ("rule", s.rule or ""),
@@ -485,6 +499,17 @@ def provenance_html(page: Page, ckpt: str) -> str:
     return (
         '<details class="ca-prov"><summary>Provenance: file, Bs, rule, model, data, options, '
         f'seeds, environment</summary><table class="ca-table">{_table(rows)}</table></details>'
+    )
+
+
+def _code_text(code: list | None) -> str:
+    """Each module:function the audit imported, who named it and why it was trusted."""
+    if not code:
+        return "none (built-in model, rule, loss and data)"
+    return "; ".join(
+        f"{c.get('field')} {c.get('target')} ({c.get('module_file') or 'file unknown'}), named "
+        f"by {c.get('named_by')}, trusted: {c.get('trusted_by')}"
+        for c in code
     )
 
 
@@ -641,13 +666,18 @@ def standalone_html(
         mode=figure_mode(figures, len(doc.get("checkpoints") or [])),
         asked=figures,
         partial=not doc.get("complete", True),
+        incomplete=doc.get("incomplete") or {},
     )
+    if doc.get("rebuilt_from"):
+        origin = f"Rebuilt from {doc['rebuilt_from']}, the records a run kept as it finished them."
+    else:
+        origin = f"Merged from {doc.get('merged_from', '?')} parts."
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         "<title>credit_audit: alignment audit</title>"
         f"<style>{_css()}</style></head><body>"
         f"<h1>credit_audit: alignment audit</h1>"
-        f"<p>Merged from {escape(str(doc.get('merged_from', '?')))} parts.</p>"
+        f"<p>{escape(origin)}</p>"
         f"{audit_html(page)}{_SCRIPT}</body></html>"
     )
 
@@ -701,7 +731,7 @@ class HtmlHooks:
         report.title = "credit_audit: alignment audit"
 
     def pytest_html_results_summary(self, prefix, summary, postfix) -> None:
-        from credit_audit.report.json_writer import environment
+        from credit_audit.report.json_writer import environment, not_audited
 
         run = self.run
         page = Page(
@@ -715,6 +745,10 @@ class HtmlHooks:
             mode=run.figures(),
             asked=run.opts.figures,
             partial=run.interrupted,
+            incomplete={
+                "reason": "the run was interrupted",
+                "not_audited": not_audited(run.records, run.shard_plan(), run.opts.shard),
+            },
             demo=demo_verdicts(run.records, run.opts, list(run.registry.pitfalls)),
         )
         prefix.append(audit_html(page))

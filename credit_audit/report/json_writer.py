@@ -19,6 +19,7 @@ __all__ = [
     "assemble",
     "build_document",
     "environment",
+    "not_audited",
     "write_document",
     "write_json",
 ]
@@ -172,6 +173,20 @@ def assemble(
     }
 
 
+def not_audited(records: dict, plan: dict, shard: Any = None) -> dict:
+    """The checkpoint and claim ids of ``plan`` (the run's, or under ``shard`` (I, N) its part's:
+    every N-th from the I-th) that no record covers."""
+    done = {(kind, subject) for kind, subject, _check in records}
+    ckpts = [c[0] if isinstance(c, list | tuple) else c for c in plan.get("checkpoints", [])]
+    claims = list(plan.get("claims", []))
+    if shard:
+        ckpts, claims = ckpts[shard[0] - 1 :: shard[1]], claims[shard[0] - 1 :: shard[1]]
+    return {
+        "checkpoints": [c for c in ckpts if ("checkpoint", c) not in done],
+        "claims": [c for c in claims if ("claim", c) not in done],
+    }
+
+
 def write_json(
     path: str,
     records: dict,
@@ -183,8 +198,15 @@ def write_json(
     plan: dict | None = None,
 ) -> Path:
     """Write the document atomically; returns the path. A shard's document (``--audit-shard``)
-    also keeps its part and its records, which ``python -m credit_audit merge`` joins."""
+    also keeps its part and its records, which ``python -m credit_audit merge`` joins. An
+    incomplete run's says what it did not audit (of ``plan``, the run's checkpoints and
+    claims)."""
     doc = build_document(records, opts, registry, claim_items, complete)
+    if not complete and plan is not None:
+        doc["incomplete"] = {
+            "reason": "the run was interrupted",
+            "not_audited": not_audited(records, plan, shard),
+        }
     if shard is not None:
         doc["shard"] = {"index": shard[0], "count": shard[1], **(plan or {})}
         doc["records"] = [r.to_json() for r in records.values()]

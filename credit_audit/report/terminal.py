@@ -199,9 +199,13 @@ def summary_lines(
     if claims_error:
         lines.append(claims_error)
     elif getattr(opts, "write_claims", None):
+        from credit_audit.trust import modules_to_trust
+
+        modules = modules_to_trust(opts)  # the claims name that code: the reader must trust it
+        trust = f" --trust-code={shlex.quote(','.join(modules))}" if modules else ""
         lines.append(
             f"Claims file: {opts.write_claims} (edit each claim's text; "
-            f"pytest --claims={shlex.quote(str(opts.write_claims))} reproduces its values)"
+            f"pytest --claims={shlex.quote(str(opts.write_claims))}{trust} reproduces its values)"
         )
     if interrupted:
         lines.append("The run was interrupted: the reports are marked partial (complete: false).")
