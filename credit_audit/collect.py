@@ -8,6 +8,7 @@ verdict into PASS, a warning (WARN) or a failure (FAIL).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,8 @@ class AuditRun:
             if check != "complete":
                 audit = self.verifier.audit_for(subject)
                 extra["path"] = str(audit.ref.path)
+                with contextlib.suppress(CreditAuditError):  # the check reports the error
+                    extra["claim"]["code"] = audit.code()
                 if check in self.registry.pitfalls:  # as the claim's verdict used them
                     pitfall = self.registry.pitfall(check)
                     claim = self.verifier.claims[subject]

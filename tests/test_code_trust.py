@@ -171,6 +171,12 @@ def test_trusted_code_is_imported_and_recorded_with_who_named_it(lab):
         "--ckpt=net.pt", f"--trust-code={MODULE}", "--audit-json=trusted.json", *SMALL_AUDIT
     )
     assert (lab.path / "IMPORTED").exists()
+    page = (lab.path / "credit-audit" / "report.html").read_text(encoding="utf-8")
+    assert (
+        f"<tr><th>code imported</th><td>loss {MODULE}:ce_loss ({lab.path / MODULE}.py), named "
+        f"by checkpoint {lab.path / 'net.pt'}, config &#x27;loss&#x27;, trusted: "
+        f"--trust-code={MODULE}</td></tr>"
+    ) in page
     _net(lab.path)
     plain = lab.runpytest("--ckpt=net.pt", "--audit-json=plain.json", *SMALL_AUDIT)
     assert trusted.ret == plain.ret
@@ -231,4 +237,30 @@ def test_the_trust_option_takes_module_names(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         ["*--trust-code: *'1bad' is not a module name (expected e.g. mylab.models)*"]
+    )
+
+
+def test_a_claims_trusted_code_is_recorded_in_its_entry(lab):
+    lab.makefile(".yaml", claims=CLAIMS.format(field="loss", value=f"{MODULE}:ce_loss"))
+    result = lab.runpytest("--claims=claims.yaml", f"--trust-code={MODULE}", *SMALL_AUDIT)
+    assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+    claims = json.loads((lab.path / "credit-audit" / "results.json").read_text())["claims"]
+    fine, hostile = claims
+    assert fine["code"] == []
+    assert hostile["checks"]["reproduces"]["verdict"] == "PASS"
+    assert hostile["code"] == [
+        {
+            "field": "loss",
+            "target": f"{MODULE}:ce_loss",
+            "named_by": "claims.yaml: claim 'hostile'",
+            "trusted_by": f"--trust-code={MODULE}",
+            "module_file": str(lab.path / f"{MODULE}.py"),
+        }
+    ]
+    # the same loss as the built-in cross-entropy: the same number
+    obtained = [c["checks"]["reproduces"]["numbers"]["obtained"] for c in claims]
+    assert obtained[1] == pytest.approx(obtained[0], abs=1e-6)
+    page = (lab.path / "credit-audit" / "report.html").read_text(encoding="utf-8")
+    assert f"&#34;trusted_by&#34;: &#34;--trust-code={MODULE}&#34;" in page.replace(
+        "&quot;", "&#34;"
     )

@@ -111,6 +111,19 @@ class CheckpointAudit:
             )
         return "dfa"
 
+    def code(self) -> list:
+        """What this audit imports (model, rule, loss, data), who named it and why it was
+        trusted (:func:`credit_audit.trust.code_provenance`)."""
+        from credit_audit.trust import code_provenance
+
+        fields = {
+            "model": self.opts.model,
+            "rule": self.rule_name,
+            "loss": self.loss.name,
+            "data": self.opts.data,
+        }
+        return code_provenance(fields, self.opts, f"checkpoint {self.ref.path}")
+
     @property
     def loss(self) -> Any:
         """The loss ``g_l`` is the gradient of: ``--loss``/``--loss-reduction``, else the

@@ -13,7 +13,6 @@ from typing import Any
 
 from credit_audit.metrics import standard_errors
 from credit_audit.records import CheckpointSummary
-from credit_audit.trust import code_provenance
 
 __all__ = ["summarize"]
 
@@ -35,16 +34,7 @@ def summarize(audit: Any) -> CheckpointSummary:
         sha256=ckpt.sha256,
         size_bytes=ckpt.size_bytes,
         unpickled=ckpt.unpickled,
-        code=code_provenance(
-            {
-                "model": audit.opts.model,
-                "rule": audit.rule_name,
-                "loss": audit.loss.name,
-                "data": audit.opts.data,
-            },
-            audit.opts,
-            f"checkpoint {audit.ref.path}",
-        ),
+        code=audit.code(),
         dtypes=ckpt.dtypes,
         computed_by=os.environ.get("PYTEST_XDIST_WORKER", "main"),
         bs_source=audit.provenance.as_dict(),

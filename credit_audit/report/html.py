@@ -550,7 +550,9 @@ def checks_html(page: Page) -> str:
             if kind == "checkpoint":
                 extra = provenance_html(page, subject)
             else:
-                claim = next((r.claim for r in recs if r.claim), None)
+                claim: dict = {}  # the later items add what they learnt (the code imported)
+                for r in recs:
+                    claim.update(r.claim or {})
                 extra = (
                     '<details class="ca-prov"><summary>The claim and its protocol</summary><pre>'
                     f"{escape(json.dumps(claim, indent=2, default=str))}</pre></details>"
