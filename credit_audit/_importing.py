@@ -19,10 +19,19 @@ from typing import Any
 
 from credit_audit._errors import CreditAuditError
 
-__all__ = ["added_folders", "import_object", "set_search_folders"]
+__all__ = ["added_folders", "import_object", "require_defined_in", "set_search_folders"]
 
 _SEARCH: list[Path] = []
 _ADDED: dict[str, list[str]] = {}  # folder -> the targets it was added for
+# a target a file named and the user trusts by its module: it must be that module's own code
+_DEFINED_IN: dict[str, str] = {}
+
+
+def require_defined_in(target: str, module: str) -> None:
+    """When ``target`` is imported, accept only a class or function defined in ``module``
+    (or its submodules): a file's name trusted by its module (``--trust-code``) must not reach
+    other code through it (``mylab:popen`` where mylab did ``from os import popen``)."""
+    _DEFINED_IN[target] = module
 
 
 def set_search_folders(folders: list) -> None:
@@ -92,4 +101,17 @@ def import_object(target: str, what: str = "--model") -> Any:
         if not hasattr(obj, part):
             raise CreditAuditError(f"{what}={target!r}: module {module_name!r} has no {attr!r}")
         obj = getattr(obj, part)
+    owner = _DEFINED_IN.get(target)
+    if owner is not None:
+        import inspect
+
+        code = inspect.isclass(obj) or inspect.isfunction(obj)
+        defined = getattr(obj, "__module__", None) if code else None
+        if not (isinstance(defined, str) and (defined == owner or defined.startswith(owner + "."))):
+            found = f"defined in {defined!r}" if defined else "not a class or function"
+            raise CreditAuditError(
+                f"{what}={target!r}: named by a file and trusted as module {owner!r}'s code, "
+                f"but it is {found}; a file may name only classes and functions defined in the "
+                "modules you trust"
+            )
     return obj

@@ -97,6 +97,22 @@ class AuditRun:
                     out[f"credit_audit::claim_{check}[{claim_id}]"] = group(where)
         return out
 
+    def selected(self) -> dict | None:
+        """The checkpoints and claims the collection kept, as the processes that collected
+        wrote them into the partial file (None: not known; then the plan counts)."""
+        if not hasattr(self, "_selected"):
+            self._selected = self.partial.selection() if self.partial is not None else None
+        return self._selected
+
+    def not_audited(self) -> dict:
+        """The selected checkpoints and claims that no record covers (an interrupted run)."""
+        from credit_audit.report.json_writer import not_audited
+
+        selected = self.selected()
+        if selected is not None:
+            return not_audited(self.records, selected)
+        return not_audited(self.records, self.shard_plan(), self.opts.shard)
+
     def part(self, subjects: list) -> list:
         """This run's part of ``subjects`` under ``--audit-shard=I/N``: every N-th from the
         I-th (1-based); all of them without a shard."""

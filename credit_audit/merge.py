@@ -21,7 +21,7 @@ from pathlib import Path
 from credit_audit._errors import CreditAuditError
 from credit_audit.options import DEFAULT_HTML, DEFAULT_JSON
 from credit_audit.report.figures import FIGURE_MODES
-from credit_audit.report.partial import SUFFIX, outputs, rebuild, write_reports
+from credit_audit.report.partial import SUFFIX, outputs, rebuild, still_written, write_reports
 
 __all__ = ["main", "merge"]
 
@@ -220,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{partial[0]}: a partial file is rebuilt alone (give it as the only file)"
             )
         if partial:
+            busy = still_written(partial[0])
+            if busy:  # rebuilding would report a live run as killed, and take its file
+                raise CreditAuditError(busy + ": wait for it, or stop it first")
             doc, records = rebuild(partial[0])
             json_path, html_path = outputs(partial[0])
         else:
@@ -241,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = sum(r.verdict in bad for r in records.values())
     source = f"{partial[0]} rebuilt" if partial else f"{len(args.parts)} parts"
     print(f"credit_audit merge: {source}, {len(records)} checks, {failed} failed")
-    print(f"HTML audit: {args.html}\nJSON results: {args.json}")
+    print(f"HTML audit: {args.html or 'not written (the run wrote none)'}")
+    print(f"JSON results: {args.json}")
     if not doc["complete"]:
         reason = (doc.get("incomplete") or {}).get("reason") or "a part was interrupted"
         print(f"credit_audit merge: {reason}: the report is PARTIAL")

@@ -200,7 +200,10 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(
                 "credit_audit cannot run:\n" + "\n".join(f"  - {p}" for p in problems)
             )
-    _keep_records(config, run)
+    if not config.option.collectonly:  # each finished checkpoint's records, should it be killed
+        from credit_audit.report.partial import PartialLog
+
+        run.partial = PartialLog(opts.json)
     config.pluginmanager.register(AuditHooks(run), "credit_audit_session")
     if html:
         from credit_audit.report.html import HtmlHooks
@@ -256,39 +259,6 @@ def _preflight(run: AuditRun) -> list[str]:
         except CreditAuditError as exc:
             problems.append(str(exc))
     return problems
-
-
-def _keep_records(config: pytest.Config, run: AuditRun) -> None:
-    """The ``<json>.partial`` file that keeps each finished checkpoint's records should the
-    process be killed (:mod:`credit_audit.report.partial`): the controller first turns one
-    that a killed run left into that run's reports, then writes this run's header; every
-    process that runs checks appends to it."""
-    if config.option.collectonly:
-        return
-    from credit_audit.report.partial import PartialLog, recover
-
-    run.partial = PartialLog(run.opts.json)
-    if hasattr(config, "workerinput"):
-        return
-    try:
-        run.recovered = recover(run.opts.json)
-    except CreditAuditError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    from credit_audit.report.json_writer import environment
-
-    registry, opts = run.registry, run.opts
-    run.partial.start(
-        {
-            "json": opts.json,
-            "html": opts.html,
-            "options": opts.deciding(),
-            "thresholds": {p: registry.thresholds(p, opts.thresholds) for p in registry.pitfalls},
-            "claim_items": run.claim_items(),
-            "plan": run.shard_plan(),
-            "shard": list(opts.shard) if opts.shard else None,
-            "environment": environment(),
-        }
-    )
 
 
 def _code_in_configs(run: AuditRun) -> list[str]:
@@ -444,6 +414,43 @@ class AuditHooks:
 
         return ByCheckpoint(config, log)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """The controller (before xdist starts its workers) turns a partial file that a killed
+        run left into that run's reports, then writes this run's header
+        (:mod:`credit_audit.report.partial`); the processes that run checks append to it."""
+        if self.run.partial is None or hasattr(session.config, "workerinput"):
+            return
+        from credit_audit.report.json_writer import environment
+        from credit_audit.report.partial import recover
+
+        run, registry, opts = self.run, self.run.registry, self.run.opts
+        try:
+            run.recovered = recover(opts.json)
+        except CreditAuditError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        run.partial.start(
+            {
+                "json": opts.json,
+                "html": opts.html,
+                "options": opts.deciding(),
+                "thresholds": {
+                    p: registry.thresholds(p, opts.thresholds) for p in registry.pitfalls
+                },
+                "claim_items": run.claim_items(),
+                "plan": run.shard_plan(),
+                "shard": list(opts.shard) if opts.shard else None,
+                "environment": environment(),
+            }
+        )
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """What the collection kept (after -k and node ids), for "not audited"; written by the
+        processes that collect (not xdist's controller)."""
+        if self.run.partial is not None and not session.config.pluginmanager.hasplugin("dsession"):
+            items = [i for i in session.items if isinstance(i, AuditItem)]
+            self.run.partial.selected([(i.kind, i.subject) for i in items])
+
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from credit_audit import __version__
 
@@ -544,6 +551,7 @@ class AuditHooks:
             complete=not self.run.interrupted,
             shard=self.run.opts.shard,
             plan=self.run.shard_plan(),
+            selected=self.run.selected(),
         )
         if self.run.opts.write_claims:
             from credit_audit.claims.writer import write_claims

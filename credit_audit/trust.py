@@ -91,7 +91,9 @@ class CodeTrust:
         """The trust ``opts`` carries: its allow-list and the names its user wrote (fixed
         as ``opts.code_trust`` when the user's options are read)."""
         if getattr(opts, "code_trust", None) is not None:
-            return opts.code_trust
+            # the allow-list is only ever the user's (command line, ini, the fixture's own
+            # arguments: a claim cannot set it); the names they wrote are fixed with it
+            return cls(tuple(getattr(opts, "trusted_modules", None) or ()), opts.code_trust.own)
         named_by = getattr(opts, "named_by", {}) or {}
         own = {
             target
@@ -113,11 +115,25 @@ class CodeTrust:
 
     def check(self, field: str, value: Any, where: str, kind: str) -> None:
         """Refuse ``value`` (``field`` of a file of ``kind``, described by ``where``) when it
-        names code the user does not trust; nothing is imported here."""
+        names code the user does not trust; nothing is imported here. Code trusted by its
+        module alone must be a top-level class or function of that module: what it reaches
+        through other names (``mylab:os.system``, an imported ``popen``) is not the module's
+        own code, and the import refuses it (:func:`credit_audit._importing.import_object`)."""
         target = code_target(field, value)
-        if target is None or self.reason(target) is not None:
+        reason = None if target is None else self.reason(target)
+        if target is None or target in self.own:
             return
-        module = target.partition(":")[0]
+        module, _, name = target.partition(":")
+        if reason is not None:
+            if not name.isidentifier() or name.startswith("_"):
+                raise CreditAuditError(
+                    f"{where} is {value!r}: a file may name only a public top-level class or "
+                    f"function of a module you trust ({module}:NAME), not {name!r}"
+                )
+            from credit_audit._importing import require_defined_in
+
+            require_defined_in(target, module)
+            return
         if kind == "claims":
             author, may = "the claims file", "a claims file may name only built-in rules, "
             may += "losses and datasets, and files"
@@ -153,6 +169,12 @@ def config_refusals(config: Any, opts: Any, path: Any) -> list[str]:
     for field in CONFIG_CODE_FIELDS:
         if getattr(opts, field, None) is not None or field not in config:
             continue  # the options decide: the file's name is never read
+        if not isinstance(config[field], str):
+            problems.append(
+                f"checkpoint {path}: config '{field}' is {config[field]!r}, expected a name "
+                f"(a string; or pass --{field})"
+            )
+            continue
         try:
             trust.check(field, config[field], f"checkpoint {path}: config '{field}'", "config")
         except CreditAuditError as exc:

@@ -16,6 +16,8 @@ from tests.helpers import SMALL_AUDIT, bs_list, session_audit, small_model
 # a module whose import leaves a mark: a name a file gives must never import it
 HOSTILE = """
 import pathlib
+from pathlib import Path
+
 import torch.nn.functional as F
 
 pathlib.Path(__file__).with_name("IMPORTED").write_text("imported")
@@ -264,3 +266,79 @@ def test_a_claims_trusted_code_is_recorded_in_its_entry(lab):
     assert f"&#34;trusted_by&#34;: &#34;--trust-code={MODULE}&#34;" in page.replace(
         "&quot;", "&#34;"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param(
+            f"{MODULE}:pathlib.os.system",
+            f"field 'model' is '{MODULE}:pathlib.os.system': a file may name only a public "
+            f"top-level class or function of a module you trust ({MODULE}:NAME), not "
+            "'pathlib.os.system'",
+            id="attribute-path",
+        ),
+        pytest.param(
+            f"{MODULE}:_private",
+            f"a file may name only a public top-level class or function of a module you trust "
+            f"({MODULE}:NAME), not '_private'",
+            id="private",
+        ),
+    ],
+)
+def test_trust_in_a_module_is_not_trust_in_what_it_reaches(lab, value, message):
+    """Review of issue 20: ``--trust-code=mylab`` let a claim name ``mylab.models:torch.os.popen``
+    and run a shell command through ``model_kwargs``."""
+    lab.makefile(".yaml", claims=CLAIMS.format(field="model", value=value))
+    result = lab.runpytest("--claims=claims.yaml", f"--trust-code={MODULE}", *SMALL_AUDIT)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{message}*"])
+    _nothing_imported(lab)
+
+
+def test_a_name_a_trusted_module_imported_from_elsewhere_is_refused_at_import(lab):
+    """``hostile_x20:Path`` is pathlib's class, not the trusted module's own code."""
+    lab.makefile(".yaml", claims=CLAIMS.format(field="model", value=f"{MODULE}:Path"))
+    lab.runpytest("--claims=claims.yaml", f"--trust-code={MODULE}", *SMALL_AUDIT)
+    claims = json.loads((lab.path / "credit-audit" / "results.json").read_text())["claims"]
+    reproduces = claims[1]["checks"]["reproduces"]
+    assert reproduces["verdict"] == "ERROR"
+    assert (
+        f"--model='{MODULE}:Path': named by a file and trusted as module '{MODULE}''s code, but "
+        "it is defined in 'pathlib'; a file may name only classes and functions defined in the "
+        "modules you trust"
+    ) in reproduces["message"]
+
+
+@pytest.mark.parametrize("field", ["rule", "data"])
+def test_a_yaml_value_that_is_not_a_string_is_refused(tmp_path, field):
+    """YAML reads ``2001-12-14 21:59:43`` as a date: its str() was imported as a module name."""
+    torch.save({}, tmp_path / "net.pt")
+    text = CLAIMS.format(field=field, value="x").replace('"x"', "2001-12-14 21:59:43")
+    (tmp_path / "claims.yaml").write_text(text)
+    with pytest.raises(
+        CreditAuditError,
+        match=rf"claim 'hostile': field '{field}' must be a name in quotes \(a string\), got "
+        r"datetime.datetime\(2001, 12, 14, 21, 59, 43\)",
+    ):
+        load_claims(tmp_path / "claims.yaml")
+
+
+def test_a_config_value_that_is_not_a_string_is_refused(tmp_path):
+    path = _net(tmp_path, {"rule": ["dfa"]})
+    audit = session_audit(path, data="digits", n_eval=40)
+    assert (
+        f"checkpoint {path}: config 'rule' is ['dfa'], expected a name (a string; or pass --rule)"
+        in audit.verdicts["eps_clamping"].reason
+    )
+
+
+def test_the_fixtures_own_trust_is_honoured(lab):
+    """``credit_audit.checkpoint(p, trusted_modules=...)`` is the user's own word."""
+    path = _net(lab.path, {"loss": f"{MODULE}:ce_loss"})
+    refused = session_audit(path, cwd=lab.path, data="digits", n_eval=40)
+    assert "code named by the file" in refused.verdicts["eps_clamping"].reason
+    _nothing_imported(lab)
+    audit = session_audit(path, cwd=lab.path, data="digits", n_eval=40, trusted_modules=MODULE)
+    assert audit.loss.name == f"{MODULE}:ce_loss"
+    assert audit.code()[0]["trusted_by"] == f"--trust-code={MODULE}"

@@ -169,3 +169,92 @@ def test_a_partial_file_that_is_not_one_is_refused_by_name(tmp_path):
     assert merged.returncode == 4
     assert f"{bad}: not a credit_audit partial file" in merged.stdout
     assert bad.exists()
+
+
+def test_not_audited_counts_what_the_run_selected_and_no_page_when_html_is_off(tmp_path):
+    """Review of issue 20: checkpoints deselected with -k were listed as not audited, and a run
+    with pytest-html off got a page on rebuild."""
+    for seed, name in enumerate(("p1", "p2", "p3")):
+        save_small(tmp_path / f"{name}.pt", seed)
+    (tmp_path / "conftest.py").write_text(KILLER)
+    args = ["--ckpt=p1.pt", "--ckpt=p2.pt", "--ckpt=p3.pt", "-k", "not p2", "-p", "no:html"]
+    killed = _run(tmp_path, *args, *SMALL_AUDIT)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    merged = _merge(tmp_path, "credit-audit/results.json.partial")
+    assert "HTML audit: not written (the run wrote none)" in merged.stdout
+    doc = json.loads((tmp_path / "credit-audit" / "results.json").read_text())
+    assert list(_verdicts(doc)) == ["p1"]
+    assert doc["incomplete"]["not_audited"]["checkpoints"] == ["p3"]
+    assert not (tmp_path / "credit-audit" / "report.html").exists()
+
+
+def test_markers_or_fixtures_leave_no_partial_file(tmp_path):
+    save_small(tmp_path / "a.pt")
+    for flag in ("--markers", "--fixtures"):
+        done = _run(tmp_path, "--ckpt=a.pt", flag, *SMALL_AUDIT)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert not (tmp_path / "credit-audit" / "results.json.partial").exists()
+
+
+def _header(**changes) -> str:
+    header = {
+        "format": "credit_audit partial 1",
+        "started": "2026-01-02T03:04:05+00:00",
+        "pid": 2**22 + 7,  # above Linux's default pid_max: no such process
+        "host": "elsewhere",
+        "options": {},
+        "thresholds": {},
+        "claim_items": [],
+        "plan": {"checkpoints": [["a", "a.pt"]], "claims": []},
+        "shard": None,
+        "environment": {},
+    }
+    return json.dumps({**header, **changes}) + "\n"
+
+
+def test_a_damaged_partial_file_neither_blocks_nor_fakes_the_next_run(tmp_path):
+    """A line cut short by the kill is skipped; a file without a header (killed as it was
+    written) or with a malformed one is moved aside and named; a live run's file is not
+    touched."""
+    import socket
+
+    save_small(tmp_path / "b.pt")
+    out = tmp_path / "credit-audit"
+    out.mkdir()
+    partial = out / "results.json.partial"
+    cases = [
+        ("", "could not be rebuilt", "not a credit_audit partial file"),
+        (_header(shard="x"), "could not be rebuilt", "its header or records are malformed"),
+        (_header() + '{"records": [{"kind": "checkp', "killed before it finished a check", ""),
+    ]
+    for text, said, why in cases:
+        partial.write_text(text)
+        done = _run(tmp_path, "--ckpt=b.pt", *SMALL_AUDIT)
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+        assert said in done.stdout and why in done.stdout
+        assert not partial.exists()
+        (out / "results.json.partial.unreadable").unlink(missing_ok=True)
+    partial.write_text(_header(pid=os.getpid(), host=socket.gethostname()))
+    busy = _run(tmp_path, "--ckpt=b.pt", *SMALL_AUDIT)
+    assert busy.returncode == 4
+    assert f"another credit_audit run (pid {os.getpid()}) is writing it" in busy.stderr
+    refused = _merge(tmp_path, str(partial))
+    assert refused.returncode == 4
+    assert f"(pid {os.getpid()}, started 2026-01-02T03:04:05+00:00) is still running" in (
+        refused.stdout
+    )
+    assert partial.exists()
+
+
+def test_a_line_a_killed_writer_cut_short_costs_only_itself(tmp_path):
+    from credit_audit.records import CheckRecord
+    from credit_audit.report.partial import PartialLog, read
+
+    log = PartialLog(tmp_path / "results.json")
+    log.path.write_text(_header() + '{"records": [{"kind": "checkp')  # a worker killed mid-line
+    record = CheckRecord("checkpoint", "a", "eps_clamping", "PASS", "h", "m")
+    log.append([record])
+    log.append([record])  # appended once per process
+    header, records = read(log.path)
+    assert records == [record.to_json()]
+    assert header["skipped_lines"] == 1

@@ -140,7 +140,10 @@ def _code_fields(merged: dict, where: str, trust: CodeTrust) -> None:
     ``loss``, ``data`` as ``module:function``) is refused, before anything is imported, unless
     the user trusts it (:mod:`credit_audit.trust`)."""
     for name in CLAIM_CODE_FIELDS:
-        trust.check(name, merged.get(name), f"{where}: field '{name}'", "claims")
+        value = merged.get(name)
+        if value is not None and not isinstance(value, str):  # YAML reads 2001-12-14 as a date
+            raise _err(where, name, "a name in quotes (a string)", value)
+        trust.check(name, value, f"{where}: field '{name}'", "claims")
 
 
 def _validate(raw: dict, defaults: dict, where: str, base: Path, trust: CodeTrust) -> Claim:

@@ -733,7 +733,7 @@ class HtmlHooks:
         report.title = "credit_audit: alignment audit"
 
     def pytest_html_results_summary(self, prefix, summary, postfix) -> None:
-        from credit_audit.report.json_writer import environment, not_audited
+        from credit_audit.report.json_writer import environment
 
         run = self.run
         page = Page(
@@ -747,10 +747,7 @@ class HtmlHooks:
             mode=run.figures(),
             asked=run.opts.figures,
             partial=run.interrupted,
-            incomplete={
-                "reason": "the run was interrupted",
-                "not_audited": not_audited(run.records, run.shard_plan(), run.opts.shard),
-            },
+            incomplete={"reason": "the run was interrupted", "not_audited": run.not_audited()},
             demo=demo_verdicts(run.records, run.opts, list(run.registry.pitfalls)),
         )
         prefix.append(audit_html(page))

@@ -196,17 +196,16 @@ def write_json(
     complete: bool = True,
     shard: tuple | None = None,
     plan: dict | None = None,
+    selected: dict | None = None,
 ) -> Path:
     """Write the document atomically; returns the path. A shard's document (``--audit-shard``)
     also keeps its part and its records, which ``python -m credit_audit merge`` joins. An
-    incomplete run's says what it did not audit (of ``plan``, the run's checkpoints and
-    claims)."""
+    incomplete run's says what it did not audit: of ``selected`` (what the collection kept),
+    else of ``plan`` (the run's checkpoints and claims, this part's under ``shard``)."""
     doc = build_document(records, opts, registry, claim_items, complete)
-    if not complete and plan is not None:
-        doc["incomplete"] = {
-            "reason": "the run was interrupted",
-            "not_audited": not_audited(records, plan, shard),
-        }
+    if not complete and (selected is not None or plan is not None):
+        left = not_audited(records, selected) if selected else not_audited(records, plan, shard)
+        doc["incomplete"] = {"reason": "the run was interrupted", "not_audited": left}
     if shard is not None:
         doc["shard"] = {"index": shard[0], "count": shard[1], **(plan or {})}
         doc["records"] = [r.to_json() for r in records.values()]
