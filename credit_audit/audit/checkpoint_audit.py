@@ -13,37 +13,18 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from credit_audit._errors import CreditAuditError, first_line
+from credit_audit._errors import CreditAuditError
+from credit_audit.audit._steps import step
+from credit_audit.audit.model_choice import built, model_spec_for, rule_name_for
 from credit_audit.audit.passes import checked_pass, finite_signal
 from credit_audit.audit.shared_pass import ForwardPass, run_pass
 from credit_audit.audit.summary import summarize
 from credit_audit.loading import CheckpointRef, EvalData, LoadedCheckpoint, load_checkpoint
-from credit_audit.models import ModelSpec, build_model, make_adapter
+from credit_audit.models import ModelSpec, make_adapter
 from credit_audit.options import AuditOptions
 from credit_audit.records import ERROR, CheckpointSummary, Status, Verdict
 
-__all__ = ["CheckpointAudit", "model_spec_for"]
-
-
-def model_spec_for(ckpt: LoadedCheckpoint, opts: AuditOptions) -> ModelSpec:
-    """The user's ``--model``, or the reference ResidualMLP sized from the state_dict."""
-    if opts.model:
-        from credit_audit._importing import import_object
-
-        cls = import_object(opts.model, "--model")
-        kwargs = dict(opts.model_kwargs or ckpt.config.get("model_kwargs") or {})
-        return ModelSpec(cls=cls, kwargs=kwargs, origin="user")
-    from credit_audit.models import ResidualMLP, common_prefixes
-    from credit_audit.models.residual import infer_residual_mlp_kwargs
-
-    weights = ckpt.state_dict
-    # sized from the keys as the model names them (Lightning's "model." comes off in build)
-    keys = list(weights)
-    prefix = next((p for p in ["", *common_prefixes(keys)] if f"{p}embed.weight" in weights), "")
-    kwargs = infer_residual_mlp_kwargs(
-        {k[len(prefix) :]: v for k, v in weights.items()}, str(ckpt.ref.path)
-    )
-    return ModelSpec(cls=ResidualMLP, kwargs=kwargs, origin="reference")
+__all__ = ["CheckpointAudit"]
 
 
 class CheckpointAudit:
@@ -62,26 +43,9 @@ class CheckpointAudit:
         self._verdicts: dict[str, Verdict] = {}
         self._summary: CheckpointSummary | None = None
 
-    # -- lazily computed state -----------------------------------------------------------------
     def _get(self, key: str, compute: Callable[[], Any]) -> Any:
-        """Compute on first use; a failure is remembered and raised again as one
-        CreditAuditError naming the checkpoint (an exception of torch's or of the user's model
-        becomes one, with its type and first line, instead of a traceback per check)."""
-        if key not in self._memo:
-            try:
-                self._memo[key] = compute()
-            except CreditAuditError as exc:
-                self._memo[key] = exc
-            except Exception as exc:  # noqa: BLE001 - anything a stranger's model raises
-                what = _STEPS.get(key, key.replace("result:", "").replace("verdict:", ""))
-                message = f"checkpoint {self.ref.path}: {what} failed: {type(exc).__name__}: "
-                error = CreditAuditError((message + first_line(exc, 500))[:500])
-                error.__cause__ = exc
-                self._memo[key] = error
-        value = self._memo[key]
-        if isinstance(value, CreditAuditError):
-            raise value
-        return value
+        """Compute on first use and keep, failures too (:func:`credit_audit.audit._steps.step`)."""
+        return step(self._memo, key, compute, f"checkpoint {self.ref.path}")
 
     @property
     def device(self) -> str:
@@ -96,20 +60,8 @@ class CheckpointAudit:
     @property
     def rule_name(self) -> str:
         """``--rule``, else the checkpoint's config or what its layout implies (BioTorch),
-        else dfa; refused when the layout is one that several rules store alike."""
-        hints = self.ckpt.hints
-        rule = self.opts.rule or hints.get("rule")
-        if rule:
-            return rule
-        if hints.get("rule_choices"):
-            choices = hints["rule_choices"]
-            raise CreditAuditError(
-                f"checkpoint {self.ref.path}: the file does not say which rule trained it: "
-                f"{hints.get('library', 'its layout')} stores the same feedback matrices for "
-                f"{', '.join(choices)}; pass --rule={'|'.join(choices)} (or save config "
-                "{'rule': ...} beside the weights)"
-            )
-        return "dfa"
+        else dfa (:func:`credit_audit.audit.model_choice.rule_name_for`)."""
+        return rule_name_for(self.ckpt, self.opts)
 
     def code(self) -> list:
         """What this audit imports (model, rule, loss, data), who named it and why it was
@@ -144,10 +96,16 @@ class CheckpointAudit:
         """``--layers``, else the checkpoint's config or the modules its layout names
         (BioTorch DFA), else the layers its ``Bs`` keys name (:mod:`credit_audit.rules.keyed`)."""
         given = self._given_layers()
-        if given or not self.ckpt.feedback_named:
+        if given or not self.ckpt.feedback_named or not getattr(self.rule, "keyed_by_layer", 0):
             return given
-        self._base_pass()  # the model's module order decides
-        return self._memo.get("layers_from_keys")
+        return self._get("layers_from_keys", self._layers_from_keys)
+
+    def _layers_from_keys(self) -> list:
+        """The layers the checkpoint's ``Bs`` keys name, in the model's module order."""
+        from credit_audit.rules.keyed import layers_from_keys
+
+        model = self.model  # first: building it may strip a prefix off the keys
+        return layers_from_keys(list(self.ckpt.feedback_named), model, str(self.ref.path))
 
     def _given_layers(self) -> list | None:
         """``--layers``, else what the checkpoint's config or layout names."""
@@ -226,34 +184,32 @@ class CheckpointAudit:
     def _base_pass(self) -> ForwardPass:
         return self._get("base_pass", self._run_float32)
 
-    def _run_float32(self) -> ForwardPass:
-        source = f"checkpoint {self.ref.path}"
-        ckpt, notes = self.ckpt, {}
-        model = build_model(self.spec, ckpt.state_dict, str(self.ref.path), ckpt.set_aside, notes)
-        model = model.to(self.device).eval()
-        self._memo["model"] = model
-        self._memo["model_notes"] = notes
-        prefix = notes.get("key_prefix_stripped")
-        if (
-            prefix
-            and ckpt.feedback_named
-            and all(k.startswith(prefix) for k in ckpt.feedback_named)
-        ):
-            ckpt.feedback_named = {k[len(prefix) :]: v for k, v in ckpt.feedback_named.items()}
-        layers = self._given_layers()
-        if not layers and ckpt.feedback_named and getattr(self.rule, "keyed_by_layer", False):
-            from credit_audit.rules.keyed import layers_from_keys
+    @property
+    def model(self) -> Any:
+        """The float32 model with the checkpoint's weights, on the audit's device."""
+        return self._get("model", lambda: self._built()[0])
 
-            layers = layers_from_keys(list(ckpt.feedback_named), model, str(self.ref.path))
-            self._memo["layers_from_keys"] = layers
-        adapter = make_adapter(model, self.registry.adapters, self.spec.name, layers)
+    @property
+    def model_notes(self) -> dict:
+        """What fitting the file's keys to the model did (a prefix stripped, keys put back)."""
+        return self._get("model_notes", lambda: self._built()[1])
+
+    def _built(self) -> tuple:
+        """``(model, notes)``, built once (:func:`credit_audit.audit.model_choice.built`)."""
+        if "built" not in self._memo:
+            self._memo["built"] = built(self.spec, self.ckpt, str(self.ref.path), self.device)
+        return self._memo["built"]
+
+    def _run_float32(self) -> ForwardPass:
+        model = self.model
+        adapter = make_adapter(model, self.registry.adapters, self.spec.name, self.layers)
         return checked_pass(
             adapter,
             model,
             self.spec,
             self.data,
             self.device,
-            source,
+            f"checkpoint {self.ref.path}",
             token_cosine=self.opts.token_cosine,
             chunk=self.opts.chunk_size,
             loss=self.loss,
@@ -274,7 +230,7 @@ class CheckpointAudit:
         import torch
 
         base = self._base_pass()
-        model = copy.deepcopy(self._memo["model"]).to(torch.float64)
+        model = copy.deepcopy(self.model).to(torch.float64)
         adapter = make_adapter(model, self.registry.adapters, self.spec.name, self.layers)
         fwd = run_pass(
             adapter,
@@ -360,6 +316,7 @@ class CheckpointAudit:
         except Exception:  # noqa: BLE001 - releasing must never fail a teardown
             self._summary = CheckpointSummary(id=self.ref.id, path=str(self.ref.path))
         for key in (
+            "built",
             "model",
             "base_pass",
             "pass32",
@@ -371,16 +328,3 @@ class CheckpointAudit:
         ):
             if not isinstance(self._memo.get(key), CreditAuditError):
                 self._memo.pop(key, None)
-
-
-_STEPS = {
-    "ckpt": "loading",
-    "spec": "the model",
-    "base_pass": "the forward/backward pass",
-    "pass32": "the credit signal",
-    "pass64": "the float64 pass",
-    "feedback_pair": "the feedback matrices",
-    "rule": "the rule",
-    "fit": "the accuracy on the eval data",
-    "loss": "the loss",
-}

@@ -26,7 +26,7 @@ def summarize(audit: Any) -> CheckpointSummary:
     for pid, pitfall in audit.registry.pitfalls.items():
         fields.update(pitfall.summary(audit, audit._results.get(pid)))
     data = audit.data
-    notes = audit._memo.get("model_notes", {})
+    notes = audit.model_notes
     return CheckpointSummary(
         id=audit.ref.id,
         path=str(audit.ref.path),

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from credit_audit._errors import CreditAuditError
+from credit_audit.claims._yaml import read_yaml
 from credit_audit.trust import CLAIM_CODE_FIELDS, CodeTrust
 
 __all__ = ["AGGREGATIONS", "METRICS", "REQUIRED", "Claim", "load_claims"]
@@ -56,9 +57,6 @@ _FIELDS = (
     "sha256",
     *_PROTOCOL,
 )
-# A claims file is data written by strangers: its size is bounded before parsing, and YAML
-# aliases are refused (a 694-byte alias bomb expands to gigabytes; no claims file needs one).
-MAX_BYTES = 1 << 20
 
 
 @dataclass
@@ -251,61 +249,12 @@ def _validate(raw: dict, defaults: dict, where: str, base: Path, trust: CodeTrus
     return claim
 
 
-def _strict_loader() -> type:
-    """yaml's SafeLoader, refusing aliases and duplicate keys (both hide what a file says)."""
-    import yaml
-
-    class StrictLoader(yaml.SafeLoader):
-        def compose_node(self, parent, index):  # noqa: ANN001, ANN202
-            if self.check_event(yaml.events.AliasEvent):
-                mark = self.peek_event().start_mark
-                raise yaml.composer.ComposerError(
-                    None, None, "aliases (*name) are not allowed in a claims file", mark
-                )
-            return super().compose_node(parent, index)
-
-        def construct_mapping(self, node, deep=False):  # noqa: ANN001, ANN202
-            seen = set()
-            for key_node, _ in node.value:
-                key = self.construct_object(key_node, deep=deep)
-                try:
-                    duplicate = key in seen
-                    seen.add(key)
-                except TypeError:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"a key must be a plain value, got {key!r}", key_node.start_mark
-                    ) from None
-                if duplicate:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark
-                    )
-            return super().construct_mapping(node, deep)
-
-    return StrictLoader
-
-
 def load_claims(path: str | Path, trust: CodeTrust | None = None) -> list[Claim]:
     """Read and validate a claims file; raises CreditAuditError naming file, claim and field.
     ``trust``: the code the user trusts a claim to name (None: none)."""
-    import yaml
-
     path = Path(path)
     name = path.name
-    if not path.is_file():
-        raise CreditAuditError(f"{path}: no such claims file")
-    data = path.read_bytes()
-    if len(data) > MAX_BYTES:
-        raise CreditAuditError(
-            f"{name}: {len(data)} bytes; a claims file is at most {MAX_BYTES} bytes"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise CreditAuditError(f"{name}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        doc = yaml.load(text, Loader=_strict_loader())  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise CreditAuditError(f"{name}: not valid YAML: {exc}") from None
+    doc = read_yaml(path)
     if not isinstance(doc, dict):
         raise CreditAuditError(f"{name}: expected a mapping with 'version' and 'claims'")
     if doc.get("version") != 1:

@@ -5,10 +5,10 @@ from credit_audit.loading.checkpoint import (
     CheckpointRef,
     LoadedCheckpoint,
     load_checkpoint,
-    read_config,
     resolve_checkpoints,
 )
 from credit_audit.loading.data import EvalData, digits_split, load_eval_data
+from credit_audit.loading.files import read_config
 
 __all__ = [
     "CheckpointRef",

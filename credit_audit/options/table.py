@@ -1,63 +1,23 @@
-"""The audit's options: one table, one row per option, and :class:`AuditOptions` built from it.
-
-Each row holds the flag, the destination, the parser, the default and the help sentence; the
-plugin registers the rows as one pytest option group (with ini twins ``credit_audit_<dest>``),
-the ``credit_audit`` fixture accepts the same names as keyword arguments, and the report header
-prints the rows marked ``deciding``. No default is written anywhere else: a row that sets a
-checklist threshold (``--null-draws``) defaults to the checklist's value. This module imports
-neither pytest nor torch.
+"""The options table: one :class:`Option` row per option (flag, destination, parser, default,
+help sentence). The plugin registers the rows as one pytest option group (with ini twins
+``credit_audit_<dest>``); :class:`credit_audit.options.AuditOptions` gets one field per row. No
+default is written anywhere else. Neither pytest nor torch is imported here.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
 from credit_audit import _parsers as parsers
-from credit_audit._errors import CreditAuditError
 from credit_audit.losses import REDUCTIONS, loss_name
+from credit_audit.options.row import Option
 from credit_audit.report.figures import FIGURE_MODES
 from credit_audit.rules import INITS
-from credit_audit.trust import Origin, trusted_modules
+from credit_audit.trust import trusted_modules
 
-__all__ = ["DEMO_DATA", "OPTIONS", "AuditOptions", "Option", "option"]
+__all__ = ["DEFAULT_HTML", "DEFAULT_JSON", "DEMO_DATA", "OPTIONS", "option"]
 
 DEMO_DATA = "digits"  # the reference checkpoints' dataset, shipped by scikit-learn
 DEFAULT_HTML = "credit-audit/report.html"
 DEFAULT_JSON = "credit-audit/results.json"
-
-
-@dataclass(frozen=True)
-class Option:
-    """One row of the options table."""
-
-    flag: str
-    dest: str
-    parse: Callable[[Any], Any]
-    default: Any
-    help: str  # one sentence; the default is appended from ``default`` / ``default_text``
-    default_text: str | None = None
-    metavar: str | None = None
-    is_flag: bool = False  # store_true on the command line
-    deciding: bool = False  # decides the numbers: printed in the header and the JSON
-    threshold: tuple[str, str] | None = None  # sets this checklist threshold instead
-    ini: bool = True  # also settable from the ini file (credit_audit_<dest>)
-
-    def help_text(self, threshold_default: Any = None) -> str:
-        """The help sentence with its default stated."""
-        if self.default_text is not None:
-            shown = self.default_text
-        elif self.threshold is not None:
-            shown = f"{threshold_default} (the checklist's {'.'.join(self.threshold)})"
-        elif self.is_flag:
-            shown = "off"
-        else:
-            shown = "none" if self.default is None else str(self.default)
-        return f"{self.help} Default: {shown}."
 
 
 def _n_eval_text() -> str:
@@ -356,147 +316,9 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 _BY_DEST = {o.dest: o for o in OPTIONS}
-
-
-def _checklist_default(row: Option) -> Any:
-    from credit_audit.checklist import default_thresholds
-
-    pitfall_id, name = row.threshold
-    return default_thresholds(pitfall_id).get(name)
+_BY_DEST = {o.dest: o for o in OPTIONS}
 
 
 def option(dest: str) -> Option:
     """The table row of one option by its destination name."""
     return _BY_DEST[dest]
-
-
-def _default(dest: str) -> Any:
-    return _BY_DEST[dest].default
-
-
-@dataclass
-class AuditOptions:
-    """Every setting of one audit; defaults come from :data:`OPTIONS`.
-
-    ``thresholds`` maps ``(pitfall_id, name)`` to an override (ini ``credit_audit_thresholds``
-    and rows such as ``--null-draws``); ``ckpts`` come from ``--ckpt`` only.
-    """
-
-    ckpts: list = field(default_factory=list)
-    model: str | None = _default("model")
-    model_kwargs: dict | None = _default("model_kwargs")
-    rule: str | None = _default("rule")
-    layers: list | None = _default("layers")
-    token_cosine: bool = _default("token_cosine")
-    loss: str | None = _default("loss")
-    loss_reduction: str | None = _default("loss_reduction")
-    grad_batch: int | None = _default("grad_batch")
-    chunk_size: int = _default("chunk_size")
-    data: str | None = _default("data")
-    data_root: str | None = _default("data_root")
-    data_download: bool = _default("data_download")
-    n_eval: int | None = _default("n_eval")
-    bs_seed: int | None = _default("bs_seed")
-    bs_device: str = _default("bs_device")
-    bs_init: str | None = _default("bs_init")
-    device: str = _default("device")
-    trust_pickle: bool = _default("trust_pickle")
-    trusted_modules: tuple | None = _default("trusted_modules")
-    metric: str | None = _default("metric")
-    claims: str | None = _default("claims")
-    shard: tuple | None = _default("shard")
-    html: str | None = _default("html")
-    figures: str = _default("figures")
-    json: str | None = _default("json")
-    write_claims: str | None = _default("write_claims")
-    fail_on: str = _default("fail_on")
-    thresholds: dict = field(default_factory=dict)
-    bs_over_stored: bool = False  # a claim that says its Bs were reconstructed is taken at its word
-    # who wrote each value that is not the default (credit_audit.trust): the user (command line,
-    # ini file) or a file (a claim's field); decides whether a code name may be imported
-    named_by: dict = field(default_factory=dict)
-    # the user's trust (credit_audit.trust.CodeTrust), fixed when their options are read, so
-    # that a claim's copy still knows which code names were the user's
-    code_trust: Any = None
-
-    def __post_init__(self) -> None:
-        if self.data is None and "demo" in self.ckpts:
-            self.data = DEMO_DATA
-
-    def with_values(
-        self, where: str = "option", origin: Origin | None = None, **values: Any
-    ) -> AuditOptions:
-        """A copy with ``values`` parsed by their rows; errors name ``where`` and the option.
-        ``origin``: who wrote the values (None: the user), kept in ``named_by``."""
-        out = dataclasses.replace(
-            self, thresholds=dict(self.thresholds), named_by=dict(self.named_by)
-        )
-        for name, raw in values.items():
-            row = _BY_DEST.get(name)
-            if row is None:
-                known = ", ".join(o.dest for o in OPTIONS)
-                raise CreditAuditError(f"{where} {name!r}: unknown option (known: {known})")
-            if raw is None:
-                continue
-            try:
-                value = row.parse(raw)
-            except ValueError as exc:
-                raise CreditAuditError(f"{where} {name!r}: {exc}") from None
-            if row.threshold is not None:
-                out.thresholds[row.threshold] = value
-            else:
-                setattr(out, name, value)
-            if origin is not None:
-                out.named_by[name] = origin
-        return out
-
-    def resolved_device(self) -> str:
-        """``auto`` -> CUDA when available, else ``cpu``; one GPU per pytest-xdist worker."""
-        if self.device not in ("auto", "cuda"):
-            return self.device
-        import torch
-
-        if not torch.cuda.is_available():
-            return "cpu"
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-        if worker.startswith("gw") and worker[2:].isdigit():
-            # the GPUs CUDA's runtime sees: one where the plugin pinned the worker before CUDA
-            # started; all of them where something started CUDA first (CUDA_VISIBLE_DEVICES is
-            # then ignored, though torch.cuda.device_count() re-reads it): one each by number
-            count = getattr(torch._C, "_cuda_getDeviceCount", torch.cuda.device_count)()
-            if count > 1:
-                return f"cuda:{int(worker[2:]) % count}"
-        return "cuda"
-
-    def deciding(self) -> dict:
-        """The options that decide the numbers (report header, JSON provenance)."""
-        out: dict[str, Any] = {}
-        for row in OPTIONS:
-            if not row.deciding:
-                continue
-            if row.threshold is not None:
-                out[row.dest] = self.thresholds.get(row.threshold, _checklist_default(row))
-                continue
-            value = getattr(self, row.dest)
-            if row.dest == "device":
-                value = self.resolved_device()
-            elif value is None and row.default_text is not None:
-                value = row.default_text
-            out[row.dest] = value
-        out["thresholds"] = {f"{k[0]}.{k[1]}": v for k, v in sorted(self.thresholds.items())}
-        return out
-
-    def cache_key(self) -> str:
-        """Options that change a checkpoint's numbers, as one string (shared computations)."""
-        fields = {
-            row.dest: getattr(self, row.dest)
-            for row in OPTIONS
-            if row.deciding and row.threshold is None
-        }
-        fields["device"] = self.resolved_device()
-        fields["data_download"] = self.data_download
-        fields["bs_over_stored"] = self.bs_over_stored
-        fields["thresholds"] = sorted(
-            (f"{k[0]}.{k[1]}", repr(v)) for k, v in self.thresholds.items()
-        )
-        return json.dumps(fields, sort_keys=True, default=repr)
