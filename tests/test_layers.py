@@ -23,8 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "credit_audit"
 )
 def test_the_modules_that_promise_it_import_neither_pytest_nor_torch(module):
     code = (
-        f"import sys, {module}\n"
-        "print(sorted(m for m in ('pytest', 'torch') if m in sys.modules))\n"
+        f"import sys, {module}\nprint(sorted(m for m in ('pytest', 'torch') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
