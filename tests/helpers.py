@@ -11,14 +11,8 @@ from credit_audit.models import ResidualMLP
 from credit_audit.options import AuditOptions
 from credit_audit.registry import default_registry
 
-PITFALL_IDS = (
-    "eps_clamping",
-    "gradient_floor",
-    "calibration_anchors",
-    "bs_specificity",
-    "aggregation_spread",
-    "layer0_dominance",
-)
+#: the registered pitfalls' ids, in audit order: tests count checks by these, never by six
+PITFALL_IDS = tuple(default_registry().pitfalls)
 D_IN, D, C, L = 64, 16, 10, 3
 
 
