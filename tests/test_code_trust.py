@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from credit_audit._errors import CreditAuditError
+from credit_audit import CreditAuditError
 from credit_audit.claims import load_claims
 from credit_audit.trust import CodeTrust, code_target
 from tests.helpers import PITFALL_IDS, SMALL_AUDIT, bs_list, session_audit, small_model

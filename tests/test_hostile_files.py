@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from credit_audit._errors import CreditAuditError
+from credit_audit import CreditAuditError
 from credit_audit.loading import load_checkpoint
 from credit_audit.loading.data import load_eval_data
 from credit_audit.pitfalls import eps_clamping
@@ -24,11 +24,6 @@ from tests.helpers import (
 )
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_eval_data("digits", n_eval=64)
 
 
 def _load(p, **kw):

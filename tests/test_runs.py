@@ -3,13 +3,12 @@
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from credit_audit.models import ResidualMLP
-from tests.helpers import PITFALL_IDS
+from tests.helpers import PITFALL_IDS, audit_session
 
 BAD_MODEL = """
 from credit_audit.models import ResidualMLP
@@ -155,23 +154,19 @@ def test_trust_pickle_cannot_come_from_an_ini_file(pytester, ckpts):
 
 
 def test_options_that_change_loading_do_not_share_an_audit():
-    from credit_audit.audit import AuditSession
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
-    session = AuditSession(AuditOptions(), Path.cwd(), default_registry(), print)
+    session = audit_session(AuditOptions())
     a = session.checkpoint("x.pt", data="cifar10")
     assert session.checkpoint("x.pt", data="cifar10") is a
     assert session.checkpoint("x.pt", data="cifar10", data_download=True) is not a
 
 
 def test_a_claims_seed_wins_over_the_demo_checkpoints(reference_cache):
-    from credit_audit.audit import AuditSession
     from credit_audit.claims import Claim, ClaimVerifier
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
-    session = AuditSession(AuditOptions(), Path.cwd(), default_registry(), print, reference_cache)
+    session = audit_session(AuditOptions(), cache_dir=reference_cache)
     claim = Claim(
         id="c",
         source="c",

@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from credit_audit import CreditAuditError
-from credit_audit.audit import AuditSession
 from credit_audit.checklist import pitfall_ids
 from credit_audit.metrics import same_layers
 from credit_audit.models import ResidualMLP
 from credit_audit.options import OPTIONS, AuditOptions
 from credit_audit.pitfalls import eps_clamping, layer0_dominance
 from credit_audit.registry import default_registry
-from tests.helpers import PITFALL_IDS
+from tests.helpers import PITFALL_IDS, audit_session
 
 ROOT = Path(__file__).parents[1]
 
@@ -34,7 +33,7 @@ def small_ckpt(tmp_path):
 
 def session(path, **options):
     opts = AuditOptions(ckpts=[str(path)], data="digits", device="cpu").with_values(**options)
-    return AuditSession(opts, Path.cwd(), default_registry(), lambda m: None)
+    return audit_session(opts)
 
 
 def test_registry_follows_the_checklist_and_finds_rules_and_adapters():

@@ -7,16 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from credit_audit.audit import AuditSession, checkpoint_audit
+from credit_audit.audit import checkpoint_audit
 from credit_audit.claims import Claim, ClaimVerifier
 from credit_audit.loading import load_eval_data
 from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
-from tests.helpers import PITFALL_IDS
-
-
-def session(opts, cache_dir=None):
-    return AuditSession(opts, Path.cwd(), default_registry(), lambda m: None, cache_dir)
+from tests.helpers import PITFALL_IDS, audit_session
 
 
 def count_passes(monkeypatch):
@@ -74,7 +69,7 @@ def test_adapter_protocol_model_runs_every_check_with_one_pass(tmp_path, monkeyp
         data="tests.test_shared:make_data",
         device="cpu",
     ).with_values(null_draws=50)
-    audit = session(opts).audit_of("plain")
+    audit = audit_session(opts).audit_of("plain")
     statuses = audit.verdicts
     audit.summary()
     assert set(statuses.values()) <= {"PASS", "WARN", "FAIL"}
@@ -103,7 +98,7 @@ def test_claims_on_one_checkpoint_share_its_computation(reference, reference_cac
         Claim(id=f"c{i}", source=f"c{i}", metric=m, **common)
         for i, m in enumerate(("gamma", "null_mean", "layer0_share"))
     ]
-    verifier = ClaimVerifier(claims, session(AuditOptions(), reference_cache))
+    verifier = ClaimVerifier(claims, audit_session(AuditOptions(), cache_dir=reference_cache))
     for claim in claims:
         assert verifier.verdict("reproduces", claim.id).status == "PASS"
     assert calls == [torch.float32]  # one pass for the three claims
@@ -168,7 +163,7 @@ def test_rho_claim_aggregates_the_anchors_signal_over_its_layers(reference, refe
         Claim(id="mean", source="mean", aggregation="mean_samples_mean_layers", **common),
         Claim(id="median", source="median", aggregation="mean_samples_median_layers", **common),
     ]
-    verifier = ClaimVerifier(claims, session(AuditOptions(), reference_cache))
+    verifier = ClaimVerifier(claims, audit_session(AuditOptions(), cache_dir=reference_cache))
     got = {c.id: verifier.verdict("reproduces", c.id).numbers["obtained"] for c in claims}
     rho = verifier.audit_for("mean").result("calibration_anchors").rho["fp32"]["signal"][1:]
     middle = sorted(rho)[1:3]  # four layers: the median is the mean of the two middle ones
