@@ -16,6 +16,14 @@ from credit_audit.options import AuditOptions
 from credit_audit.registry import default_registry
 
 
+@pytest.fixture(scope="module")
+def digits():
+    """The first 64 test samples of scikit-learn's digits: the small checkpoints' eval data."""
+    from credit_audit.loading import load_eval_data
+
+    return load_eval_data("digits", n_eval=64)
+
+
 @pytest.fixture(scope="session")
 def reference_cache() -> Path:
     """Where the factory caches its checkpoints: the demo's own cache (``$CREDIT_AUDIT_CACHE``,

@@ -11,14 +11,8 @@ from credit_audit.models import ResidualMLP
 from credit_audit.options import AuditOptions
 from credit_audit.registry import default_registry
 
-PITFALL_IDS = (
-    "eps_clamping",
-    "gradient_floor",
-    "calibration_anchors",
-    "bs_specificity",
-    "aggregation_spread",
-    "layer0_dominance",
-)
+#: the registered pitfalls' ids, in audit order: tests count checks by these, never by six
+PITFALL_IDS = tuple(default_registry().pitfalls)
 D_IN, D, C, L = 64, 16, 10, 3
 
 
@@ -45,18 +39,21 @@ def audit(path, data, **opts):
     return a
 
 
+def audit_session(opts, cwd=None, cache_dir=None):
+    """A quiet :class:`AuditSession` over ``opts`` and the built-in registry, in the folder
+    ``cwd`` (default: the current one), with the reference checkpoints cached in
+    ``cache_dir`` (default: the factory's)."""
+    from credit_audit.audit import AuditSession
+
+    cwd = Path(cwd) if cwd is not None else Path.cwd()
+    return AuditSession(opts, cwd, default_registry(), lambda message: None, cache_dir)
+
+
 def session_audit(path, base=None, cwd=None, **options):
     """The audit of ``path`` as ``credit_audit.checkpoint(path, **options)`` makes it, in a
     session whose own options are ``base`` over the CPU (the run's, which a checkpoint's
     options cannot unset); ``cwd`` the session's folder."""
-    from credit_audit.audit import AuditSession
-
-    session = AuditSession(
-        AuditOptions(device="cpu", **(base or {})),
-        Path(cwd) if cwd is not None else Path.cwd(),
-        default_registry(),
-        lambda message: None,
-    )
+    session = audit_session(AuditOptions(device="cpu", **(base or {})), cwd)
     return session.checkpoint(path, **options)
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from credit_audit.loading import digits_split
+from tests.helpers import PITFALL_IDS
 
 C = 10
 
@@ -155,7 +156,7 @@ def test_a_biotorch_state_dict_needs_only_the_model(pytester, trained):
     ck = doc["checkpoints"][0]
     assert ck["format"] == "state_dict (biotorch)" and ck["rule"] == rule
     assert ck["model"]["layers"] == ["2:input", "4:input"]
-    assert len(ck["checks"]) == 6
+    assert list(ck["checks"]) == list(PITFALL_IDS)
 
 
 def test_a_model_name_that_is_not_a_module_factory_is_refused(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 
 from credit_audit import CreditAuditError
 from credit_audit.claims import load_claims
+from tests.helpers import audit_session
 
 VALID = """\
 version: 1
@@ -217,12 +218,8 @@ def test_malformed_claims_file_is_a_usage_error(pytester):
     ],
 )
 def test_claim_protocol_errors_name_the_field(reference_cache, edit, message):
-    from pathlib import Path
-
-    from credit_audit.audit import AuditSession
     from credit_audit.claims import Claim, ClaimVerifier
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
     fields = {
         "checkpoint": "demo:dfa_pen_s42",
@@ -238,9 +235,7 @@ def test_claim_protocol_errors_name_the_field(reference_cache, edit, message):
         "device": "cpu",
         **edit,
     }
-    session = AuditSession(
-        AuditOptions(), Path.cwd(), default_registry(), lambda m: None, reference_cache
-    )
+    session = audit_session(AuditOptions(), cache_dir=reference_cache)
     verifier = ClaimVerifier([Claim(id="c", source="c", **fields)], session)
     with pytest.raises(CreditAuditError, match=re.escape(message)):
         verifier.verdict("reproduces", "c")
@@ -249,14 +244,11 @@ def test_claim_protocol_errors_name_the_field(reference_cache, edit, message):
 def test_a_torch_default_claim_uses_the_checklists_eps(reference_cache):
     """The claim's 'torch_default' cosine is F.cosine_similarity with the checklist's
     torch_eps (overridable), not torch's own default."""
-    from pathlib import Path
 
     import torch.nn.functional as F
 
-    from credit_audit.audit import AuditSession
     from credit_audit.claims import Claim, ClaimVerifier
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
     fields = {
         "checkpoint": "demo:dfa_s42",
@@ -274,9 +266,7 @@ def test_a_torch_default_claim_uses_the_checklists_eps(reference_cache):
     obtained = {}
     for eps in (1e-8, 1e-6):
         opts = AuditOptions(thresholds={("eps_clamping", "torch_eps"): eps})
-        session = AuditSession(
-            opts, Path.cwd(), default_registry(), lambda m: None, reference_cache
-        )
+        session = audit_session(opts, cache_dir=reference_cache)
         verifier = ClaimVerifier([Claim(id="c", source="c", **fields)], session)
         obtained[eps] = verifier.verdict("reproduces", "c").numbers["obtained"]
         fwd = verifier.audit_for("c").pass32

@@ -7,6 +7,7 @@ import pytest
 
 from credit_audit import CreditAuditError
 from credit_audit.claims import load_claims
+from tests.helpers import audit_session
 from tests.test_claims import VALID, write
 
 
@@ -108,12 +109,8 @@ def test_files_that_are_not_utf8_or_too_large(tmp_path):
 
 
 def test_a_claim_naming_os_system_runs_nothing(tmp_path, reference_cache):
-    from pathlib import Path
-
-    from credit_audit.audit import AuditSession
     from credit_audit.claims import Claim, ClaimVerifier
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
     marker = tmp_path / "pwned"
     claim = Claim(
@@ -128,7 +125,7 @@ def test_a_claim_naming_os_system_runs_nothing(tmp_path, reference_cache):
         data="digits",
         device="cpu",
     )
-    session = AuditSession(AuditOptions(), Path.cwd(), default_registry(), print, reference_cache)
+    session = audit_session(AuditOptions(), cache_dir=reference_cache)
     with pytest.raises(
         CreditAuditError,
         match="is a builtin_function_or_method, not an nn.Module class or a Python function",
@@ -142,10 +139,8 @@ def test_a_pinned_sha256_fails_the_claim_on_another_file(reference, reference_ca
     import hashlib
     from pathlib import Path
 
-    from credit_audit.audit import AuditSession
     from credit_audit.claims import Claim, ClaimVerifier
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
     path = Path(reference["dfa_pen_s42"]["path"])
     sha = hashlib.sha256(path.read_bytes()).hexdigest() if pin == "right" else pin
@@ -160,6 +155,6 @@ def test_a_pinned_sha256_fails_the_claim_on_another_file(reference, reference_ca
         device="cpu",
         sha256=sha,
     )
-    session = AuditSession(AuditOptions(), Path.cwd(), default_registry(), print, reference_cache)
+    session = audit_session(AuditOptions(), cache_dir=reference_cache)
     verdict = ClaimVerifier([claim], session).verdict("reproduces", "c")
     assert verdict.status == status, verdict.message

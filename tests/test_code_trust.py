@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-from credit_audit._errors import CreditAuditError
+from credit_audit import CreditAuditError
 from credit_audit.claims import load_claims
 from credit_audit.trust import CodeTrust, code_target
-from tests.helpers import SMALL_AUDIT, bs_list, session_audit, small_model
+from tests.helpers import PITFALL_IDS, SMALL_AUDIT, bs_list, session_audit, small_model
 
 # a module whose import leaves a mark: a name a file gives must never import it
 HOSTILE = """
@@ -148,7 +148,7 @@ def test_an_option_that_overrides_the_config_means_its_code_name_is_never_read(l
     result = lab.runpytest("--ckpt=net.pt", "--rule=dfa", "--audit-json=r.json", *SMALL_AUDIT)
     assert result.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
     (doc,) = json.loads((lab.path / "r.json").read_text())["checkpoints"]
-    assert len(doc["checks"]) == 6
+    assert list(doc["checks"]) == list(PITFALL_IDS)
     assert "ERROR" not in {c["verdict"] for c in doc["checks"].values()}
     _nothing_imported(lab)
 

@@ -5,19 +5,13 @@ import math
 import pytest
 import torch
 
-from credit_audit.audit import AuditSession
 from credit_audit.models import ResidualMLP
 from credit_audit.options import AuditOptions
 from credit_audit.pitfalls.bs_specificity import NULL_STREAM
-from credit_audit.registry import default_registry
 from credit_audit.rng import Stream
 from credit_audit.rules import gammas_for
 from credit_audit.rules.dfa import bulk_null, dfa_error, reconstruct_bs
-
-
-def session(opts, base, cache_dir=None):
-    return AuditSession(opts, base, default_registry(), lambda m: None, cache_dir)
-
+from tests.helpers import audit_session
 
 pytestmark = [
     pytest.mark.cuda,
@@ -69,7 +63,7 @@ def test_bulk_null_on_cuda_equals_per_draw():
 
 def test_audit_on_cuda_matches_cpu_and_finds_the_cpu_generator(reference, reference_cache):
     runs = {
-        dev: session(
+        dev: audit_session(
             AuditOptions(ckpts=["demo"], device=dev), reference_cache.parent, reference_cache
         )
         for dev in ("cpu", "cuda")
@@ -77,7 +71,7 @@ def test_audit_on_cuda_matches_cpu_and_finds_the_cpu_generator(reference, refere
     # dfa_s42 was trained with Bs drawn on the CPU: on CUDA, --bs-device=auto draws them from
     # the CUDA generator, which cannot reproduce them; the audit must say the CPU one does.
     path = str(reference["dfa_s42"]["path"])
-    plain = session(
+    plain = audit_session(
         AuditOptions(ckpts=[path], data="digits", bs_seed=42, device="cuda"), reference_cache.parent
     ).audit_of("dfa_s42")
     assert plain.provenance.device == "cuda"
@@ -109,7 +103,6 @@ def test_a_peer_layout_under_another_loss_and_batches_gives_the_cpu_numbers(whic
     """Issue 19's paths on CUDA: TinyDFA's global matrix and the DRTP repo's hooks (their nulls
     drawn by layout), audited with --loss=mse over gradient batches of 64: Γ in both precisions,
     the null band and the verdicts as on the CPU."""
-    from credit_audit.registry import default_registry
 
     path = tmp_path / f"{which}.pt"
     if which == "tinydfa":
@@ -127,9 +120,9 @@ def test_a_peer_layout_under_another_loss_and_batches_gives_the_cpu_numbers(whic
         torch.save(train("DRTP", steps=40).state_dict(), path)
         extra = {"model": "tests.test_drtp_repo:bp_net", "rule": "drtp"}
     audits = {
-        dev: AuditSession(
-            AuditOptions(device=dev, data="digits"), tmp_path, default_registry(), lambda m: None
-        ).checkpoint(path, n_eval=300, null_draws=300, loss="mse", grad_batch=64, **extra)
+        dev: audit_session(AuditOptions(device=dev, data="digits"), tmp_path).checkpoint(
+            path, n_eval=300, null_draws=300, loss="mse", grad_batch=64, **extra
+        )
         for dev in ("cpu", "cuda")
     }
     cpu, cuda = audits["cpu"], audits["cuda"]

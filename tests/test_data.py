@@ -15,11 +15,6 @@ from credit_audit.rules.dfa import reconstruct_bs
 from tests.helpers import D_IN, C, D, L, audit, bs_list, small_model, write
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return load_eval_data("digits", n_eval=64)
-
-
 # -- data -------------------------------------------------------------------------------------
 def test_n_eval_larger_than_the_data():
     with pytest.raises(

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import PITFALL_IDS
+
 ROOT = Path(__file__).parents[1]
 
 
@@ -40,7 +42,7 @@ def test_example_trained_with_dfa_through_hooks(
     ck = doc["checkpoints"][0]
     assert ck["error"] is None
     assert ck["model"]["layers"] == {"conv": ["conv1", "conv2"]}.get(kind, ["blocks.0", "blocks.1"])
-    assert len(ck["checks"]) == 6
+    assert list(ck["checks"]) == list(PITFALL_IDS)
     assert [(c["field"], c["named_by"], c["trusted_by"]) for c in ck["code"]] == [
         ("model", "--model on the command line", "your own words"),
         ("data", "--data on the command line", "your own words"),

@@ -13,13 +13,6 @@ from credit_audit.loading import load_checkpoint
 from tests.helpers import audit, bs_list, ref, small_model, write
 
 
-@pytest.fixture(scope="module")
-def digits():
-    from credit_audit.loading import load_eval_data
-
-    return load_eval_data("digits", n_eval=50)
-
-
 @pytest.fixture
 def bundle(tmp_path, digits):
     """The seeds' bundle of the same weights and Bs: the numbers every layout must give."""

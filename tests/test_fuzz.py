@@ -10,13 +10,13 @@ import struct
 import pytest
 import torch
 import yaml
-from helpers import bs_list, ref, small_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from credit_audit._errors import CreditAuditError
+from credit_audit import CreditAuditError
 from credit_audit.claims import load_claims, schema
 from credit_audit.loading import load_checkpoint
+from tests.helpers import bs_list, ref, small_model
 
 FUZZ = settings(
     max_examples=300,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from credit_audit._errors import CreditAuditError
+from credit_audit import CreditAuditError
 from credit_audit.models.hooks import HooksAdapter
 from tests.helpers import session_audit
 

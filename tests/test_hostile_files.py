@@ -7,19 +7,23 @@ import zipfile
 
 import pytest
 import torch
-from helpers import SMALL_AUDIT, audit, bs_list, ref, save_small, small_model, write
 
-from credit_audit._errors import CreditAuditError
+from credit_audit import CreditAuditError
 from credit_audit.loading import load_checkpoint
 from credit_audit.loading.data import load_eval_data
 from credit_audit.pitfalls import eps_clamping
+from tests.helpers import (
+    PITFALL_IDS,
+    SMALL_AUDIT,
+    audit,
+    bs_list,
+    ref,
+    save_small,
+    small_model,
+    write,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_eval_data("digits", n_eval=64)
 
 
 def _load(p, **kw):
@@ -229,7 +233,7 @@ def test_forty_broken_files_beside_two_good_ones(pytester):
     assert len(by_id) == 42 and doc["complete"] is True
     for good in ("good_a", "good_b"):
         verdicts = {k: v["verdict"] for k, v in by_id[good]["checks"].items()}
-        assert len(verdicts) == 6 and "ERROR" not in verdicts.values(), verdicts
+        assert list(verdicts) == list(PITFALL_IDS) and "ERROR" not in verdicts.values(), verdicts
     for p in broken:
         rec = by_id[p.stem]
         assert {v["verdict"] for v in rec["checks"].values()} == {"ERROR"}, p.name

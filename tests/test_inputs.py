@@ -8,14 +8,9 @@ import pytest
 import torch
 
 from credit_audit import CreditAuditError
-from credit_audit.loading import load_checkpoint, load_eval_data, resolve_checkpoints
+from credit_audit.loading import load_checkpoint, resolve_checkpoints
 from credit_audit.models import ResidualMLP
 from tests.helpers import D_IN, C, D, L, audit, bs_list, ref, small_model, write
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_eval_data("digits", n_eval=64)
 
 
 # -- formats ----------------------------------------------------------------------------------
@@ -178,7 +173,7 @@ def test_cuda_generator_bs_without_cuda(tmp_path, digits):
         audit(p, digits, bs_seed=42, bs_device="cuda")
 
 
-def test_labels_outside_the_model_classes(tmp_path):
+def test_labels_outside_the_model_classes(tmp_path, digits):
     torch.manual_seed(0)
     model = ResidualMLP(D_IN, D, 5, L)
     p = write(
@@ -188,7 +183,7 @@ def test_labels_outside_the_model_classes(tmp_path):
         CreditAuditError,
         match=re.escape("--data=digits: labels span 0..9, outside the model's 5 classes (0..4)"),
     ):
-        audit(p, load_eval_data("digits", n_eval=64))
+        audit(p, digits)
 
 
 def test_nan_in_the_weights(tmp_path, digits):

@@ -10,7 +10,7 @@ import yaml
 
 from credit_audit import CreditAuditError
 from credit_audit.claims import load_claims
-from tests.helpers import SMALL_AUDIT
+from tests.helpers import SMALL_AUDIT, audit_session
 from tests.test_losses import audit_net, save_net
 
 NET = ("--model=tests.test_losses:Net", "--layers=fc1,fc2")
@@ -160,12 +160,8 @@ def test_claims_fields_are_validated_and_name_the_field(tmp_path):
 
 
 def test_a_claims_protocol_sets_the_loss_and_the_batch(tmp_path):
-    from pathlib import Path
-
-    from credit_audit.audit import AuditSession
     from credit_audit.claims import Claim, ClaimVerifier
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
     path, _, _ = save_net(tmp_path)
     claim = Claim(
@@ -184,7 +180,7 @@ def test_a_claims_protocol_sets_the_loss_and_the_batch(tmp_path):
         loss_reduction="sum",
         grad_batch=8,
     )
-    session = AuditSession(AuditOptions(), Path.cwd(), default_registry(), lambda m: None)
+    session = audit_session(AuditOptions())
     fwd = ClaimVerifier([claim], session).audit_for("c").pass64
     want = audit_net(path, loss="bce", loss_reduction="sum", grad_batch=8).pass64
     assert fwd.gradient() == want.gradient()

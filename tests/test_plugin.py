@@ -37,7 +37,8 @@ def test_plugin_stays_out_of_the_way(pytester):
 def test_demo_end_to_end(pytester, audit_env):
     result = pytester.runpytest("--ckpt=demo", "-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
-    assert sum(outcomes.get(k, 0) for k in ("passed", "failed", "errors")) == 4 * 6 + 1
+    ran = sum(outcomes.get(k, 0) for k in ("passed", "failed", "errors"))
+    assert ran == 4 * len(PITFALL_IDS) + 1  # and the known-answer case
     assert "errors" not in outcomes
     result.stdout.fnmatch_lines(
         [
@@ -142,7 +143,7 @@ def test_one_broken_checkpoint_does_not_stop_the_others(pytester, small_ckpts):
         "no:cacheprovider",
     )
     outcomes = result.parseoutcomes()
-    assert outcomes["errors"] == 6  # every check of the broken file, nothing else
+    assert outcomes["errors"] == len(PITFALL_IDS)  # every check of the broken file, nothing else
     result.stdout.fnmatch_lines(
         [
             "*ERROR at setup of eps_clamping[[]broken[]]*",
@@ -208,9 +209,10 @@ def test_settings_from_pyproject_and_fail_on_warn(pytester, small_ckpts):
     strict = pytester.runpytest(
         f"--ckpt={good}", "-k", "aggregation", "--audit-fail-on=warn", "-p", "no:cacheprovider"
     )
-    strict.assert_outcomes(failed=1, deselected=6)
+    others = len(PITFALL_IDS)  # the other checks and the known-answer case
+    strict.assert_outcomes(failed=1, deselected=others)
     if first == "WARN":
-        result.assert_outcomes(passed=1, deselected=6, warnings=1)
+        result.assert_outcomes(passed=1, deselected=others, warnings=1)
 
 
 def test_unknown_threshold_in_ini_is_a_usage_error(pytester):

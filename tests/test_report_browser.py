@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from credit_audit.models import ResidualMLP
+from tests.helpers import PITFALL_IDS
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 GOOD = """<img src=x onerror="document.title='PWNED';console.error('PWNED')">"""
@@ -81,7 +82,7 @@ def test_markup_in_checkpoint_names_shows_as_text_and_never_runs(pytester, chrom
         "-p",
         "no:cacheprovider",
     )
-    assert result.parseoutcomes()["errors"] == 6
+    assert result.parseoutcomes()["errors"] == len(PITFALL_IDS)
     report = pytester.path / "credit-audit" / "report.html"
     dom, log = render(chromium, report, tmp_path)
     console = [ln for ln in log.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]

@@ -3,12 +3,12 @@
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 
 from credit_audit.models import ResidualMLP
+from tests.helpers import PITFALL_IDS, audit_session
 
 BAD_MODEL = """
 from credit_audit.models import ResidualMLP
@@ -68,7 +68,8 @@ def test_an_exception_of_the_users_model_is_one_error_per_check(pytester, ckpts,
         "-p",
         "no:cacheprovider",
     )
-    assert result.parseoutcomes()["errors"] == 12  # six checks of two files, nothing else
+    errors = result.parseoutcomes()["errors"]
+    assert errors == 2 * len(PITFALL_IDS)  # every check of two files, nothing else
     result.stdout.no_fnmatch_line("*previous item was not torn down*")
     doc = results(pytester)
     for ck in doc["checkpoints"]:
@@ -115,7 +116,8 @@ def test_node_ids_select_audit_items(pytester, ckpts):
         "-p",
         "no:cacheprovider",
     )
-    result.stdout.fnmatch_lines(["collected 7 items / 6 deselected / 1 selected"])
+    n = len(PITFALL_IDS) + 1  # the checks and the known-answer case
+    result.stdout.fnmatch_lines([f"collected {n} items / {n - 1} deselected / 1 selected"])
 
 
 def test_collect_only_keeps_the_previous_report(pytester, ckpts):
@@ -152,23 +154,19 @@ def test_trust_pickle_cannot_come_from_an_ini_file(pytester, ckpts):
 
 
 def test_options_that_change_loading_do_not_share_an_audit():
-    from credit_audit.audit import AuditSession
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
-    session = AuditSession(AuditOptions(), Path.cwd(), default_registry(), print)
+    session = audit_session(AuditOptions())
     a = session.checkpoint("x.pt", data="cifar10")
     assert session.checkpoint("x.pt", data="cifar10") is a
     assert session.checkpoint("x.pt", data="cifar10", data_download=True) is not a
 
 
 def test_a_claims_seed_wins_over_the_demo_checkpoints(reference_cache):
-    from credit_audit.audit import AuditSession
     from credit_audit.claims import Claim, ClaimVerifier
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
-    session = AuditSession(AuditOptions(), Path.cwd(), default_registry(), print, reference_cache)
+    session = audit_session(AuditOptions(), cache_dir=reference_cache)
     claim = Claim(
         id="c",
         source="c",

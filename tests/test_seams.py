@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from credit_audit import CreditAuditError
-from credit_audit.audit import AuditSession
+from credit_audit.checklist import pitfall_ids
 from credit_audit.metrics import same_layers
 from credit_audit.models import ResidualMLP
 from credit_audit.options import OPTIONS, AuditOptions
 from credit_audit.pitfalls import eps_clamping, layer0_dominance
 from credit_audit.registry import default_registry
-from tests.helpers import PITFALL_IDS
+from tests.helpers import PITFALL_IDS, audit_session
 
 ROOT = Path(__file__).parents[1]
 
@@ -33,12 +33,12 @@ def small_ckpt(tmp_path):
 
 def session(path, **options):
     opts = AuditOptions(ckpts=[str(path)], data="digits", device="cpu").with_values(**options)
-    return AuditSession(opts, Path.cwd(), default_registry(), lambda m: None)
+    return audit_session(opts)
 
 
 def test_registry_follows_the_checklist_and_finds_rules_and_adapters():
     reg = default_registry()
-    assert tuple(reg.pitfalls) == PITFALL_IDS
+    assert tuple(reg.pitfalls) == pitfall_ids()
     assert {"dfa", "drtp"} <= set(reg.rules)
     assert [a.__name__ for a in reg.adapters] == [
         "HooksAdapter",
@@ -135,7 +135,12 @@ def test_null_draws_from_ini_or_command_line_are_the_ones_used(pytester, small_c
         "-p",
         "no:cacheprovider",
     )
-    result.stdout.fnmatch_lines(["*null_draws=40*", "collected 7 items / 6 deselected / 1 sel*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*null_draws=40*",
+            f"collected {len(PITFALL_IDS) + 1} items / {len(PITFALL_IDS)} deselected / 1 sel*",
+        ]
+    )
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
     assert doc["checkpoints"][0]["null"]["draws"] == 40
     assert doc["thresholds"]["bs_specificity"]["null_draws"] == 40

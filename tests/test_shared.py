@@ -7,16 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from credit_audit.audit import AuditSession, checkpoint_audit
+from credit_audit.audit import checkpoint_audit
 from credit_audit.claims import Claim, ClaimVerifier
-from credit_audit.factory import ReferenceSpec, train_reference
 from credit_audit.loading import load_eval_data
 from credit_audit.options import AuditOptions
-from credit_audit.registry import default_registry
-
-
-def session(opts, cache_dir=None):
-    return AuditSession(opts, Path.cwd(), default_registry(), lambda m: None, cache_dir)
+from tests.helpers import PITFALL_IDS, audit_session
 
 
 def count_passes(monkeypatch):
@@ -74,61 +69,15 @@ def test_adapter_protocol_model_runs_every_check_with_one_pass(tmp_path, monkeyp
         data="tests.test_shared:make_data",
         device="cpu",
     ).with_values(null_draws=50)
-    audit = session(opts).audit_of("plain")
+    audit = audit_session(opts).audit_of("plain")
     statuses = audit.verdicts
     audit.summary()
     assert set(statuses.values()) <= {"PASS", "WARN", "FAIL"}
-    assert list(statuses) == list(default_registry().pitfalls)
-    # one float32 pass and one float64 pass, shared by all six checks and the summary
+    assert list(statuses) == list(PITFALL_IDS)
+    # one float32 pass and one float64 pass, shared by every check and the summary
     assert calls == [torch.float32, torch.float64]
     assert len(audit.gamma_per_layer) == 3 and audit.data.n == 50
     assert audit.result("bs_specificity").draws == 50
-
-
-def test_factory_training_is_deterministic():
-    spec = ReferenceSpec("tiny", "dfa", epochs=1, lam=0.5)
-    (m1, b1, a1), (m2, b2, a2) = train_reference(spec), train_reference(spec)
-    assert a1 == a2
-    assert all(torch.equal(b1[i], b2[i]) for i in range(len(b1)))
-    s1, s2 = m1.state_dict(), m2.state_dict()
-    assert all(torch.equal(s1[k], s2[k]) for k in s1)
-
-
-def test_a_long_training_reports_its_epochs_and_the_time_left():
-    """The demo's first build trains for a minute or more: it says where it is."""
-    from credit_audit.factory import _epoch_progress
-
-    said = []
-    spec = ReferenceSpec("tiny", "bp", epochs=3, lam=0.0)
-    train_reference(spec, _epoch_progress("tiny", said.append, every_s=0.0))
-    # epochs 1 and 2 of 3 (the last one is reported by the build's "trained in" line)
-    assert [m.split(",")[0] for m in said] == [
-        "credit_audit:   tiny: epoch 1/3",
-        "credit_audit:   tiny: epoch 2/3",
-    ]
-    assert all(m.endswith(" s left") for m in said)
-
-
-def test_the_factory_trains_the_same_weights_whatever_the_callers_thread_count():
-    """torch's CPU kernels split sums by thread: 1 thread trains other weights than 2, so the
-    demo's reference checkpoints depended on the machine's core count. The build pins them."""
-    from credit_audit.factory import FACTORY_THREADS, factory_threads
-
-    spec = ReferenceSpec("tiny", "bp", epochs=3, lam=0.0)
-    before = torch.get_num_threads()
-    try:
-        weights = {}
-        for caller in (1, 3):
-            torch.set_num_threads(caller)
-            with factory_threads():
-                assert torch.get_num_threads() == FACTORY_THREADS
-                weights[caller] = train_reference(spec)[0].state_dict()
-            assert torch.get_num_threads() == caller  # restored
-    finally:
-        torch.set_num_threads(before)
-    # (on this 2-core x86 machine 1 unpinned thread trains other weights: whether it does
-    # depends on torch's kernels, so the test asserts only what the pin guarantees)
-    assert all(torch.equal(weights[1][k], weights[3][k]) for k in weights[1])
 
 
 def test_claims_on_one_checkpoint_share_its_computation(reference, reference_cache, monkeypatch):
@@ -149,7 +98,7 @@ def test_claims_on_one_checkpoint_share_its_computation(reference, reference_cac
         Claim(id=f"c{i}", source=f"c{i}", metric=m, **common)
         for i, m in enumerate(("gamma", "null_mean", "layer0_share"))
     ]
-    verifier = ClaimVerifier(claims, session(AuditOptions(), reference_cache))
+    verifier = ClaimVerifier(claims, audit_session(AuditOptions(), cache_dir=reference_cache))
     for claim in claims:
         assert verifier.verdict("reproduces", claim.id).status == "PASS"
     assert calls == [torch.float32]  # one pass for the three claims
@@ -214,7 +163,7 @@ def test_rho_claim_aggregates_the_anchors_signal_over_its_layers(reference, refe
         Claim(id="mean", source="mean", aggregation="mean_samples_mean_layers", **common),
         Claim(id="median", source="median", aggregation="mean_samples_median_layers", **common),
     ]
-    verifier = ClaimVerifier(claims, session(AuditOptions(), reference_cache))
+    verifier = ClaimVerifier(claims, audit_session(AuditOptions(), cache_dir=reference_cache))
     got = {c.id: verifier.verdict("reproduces", c.id).numbers["obtained"] for c in claims}
     rho = verifier.audit_for("mean").result("calibration_anchors").rho["fp32"]["signal"][1:]
     middle = sorted(rho)[1:3]  # four layers: the median is the mean of the two middle ones

@@ -8,7 +8,6 @@ holds the family-wise error rate at the band's α on a true null.
 
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from credit_audit.checklist import checklist_item, default_thresholds
 from credit_audit.pitfalls import bs_specificity
 from credit_audit.pitfalls.bs_specificity import ANTI
+from tests.helpers import audit_session
 
 TH = default_thresholds("bs_specificity")
 ITEM = checklist_item("bs_specificity")
@@ -233,10 +233,8 @@ def drtp_net(tmp_path_factory):
 
 
 def _verifier(path, asserts_rule):
-    from credit_audit.audit import AuditSession
     from credit_audit.claims import Claim, ClaimVerifier
     from credit_audit.options import AuditOptions
-    from credit_audit.registry import default_registry
 
     claims = [
         Claim(
@@ -258,7 +256,7 @@ def _verifier(path, asserts_rule):
         for asserts, rule in asserts_rule
     ]
     opts = AuditOptions(device="cpu").with_values(null_draws=200)
-    session = AuditSession(opts, Path.cwd(), default_registry(), progress=lambda m: None)
+    session = audit_session(opts)
     return ClaimVerifier(claims, session)
 
 
@@ -311,7 +309,7 @@ def test_layer0_below_its_band_is_named_anti_aligned_not_aligned():
 
 
 def test_a_null_that_cannot_place_the_layers_is_refused():
-    from credit_audit._errors import CreditAuditError
+    from credit_audit import CreditAuditError
 
     with pytest.raises(
         CreditAuditError,

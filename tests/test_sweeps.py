@@ -5,7 +5,8 @@ import json
 import os
 
 import pytest
-from helpers import SMALL_AUDIT, save_small
+
+from tests.helpers import PITFALL_IDS, SMALL_AUDIT, save_small
 
 RECORDER = """
 import json, os
@@ -59,14 +60,14 @@ def test_each_checkpoint_is_computed_once_on_one_worker(pytester):
     assert sorted(by_ckpt) == [f"run_s{i}" for i in range(4)]
     assert all(len(workers) == 1 for workers in by_ckpt.values()), by_ckpt
     assert set().union(*by_ckpt.values()) <= {"gw0", "gw1"}
-    assert len(seen) == 24  # six checks of four checkpoints, each reported once
+    assert len(seen) == 4 * len(PITFALL_IDS)  # every check of four checkpoints, once
     assert all(s["figure_from_worker"] for s in seen)  # drawn where measured, not here
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
     assert doc["complete"] is True
     # in collection order, not in the order the workers finished
     assert [c["id"] for c in doc["checkpoints"]] == [f"run_s{i}" for i in range(4)]
     for ckpt in doc["checkpoints"]:
-        assert len(ckpt["checks"]) == 6 and ckpt["computed_by"] in ("gw0", "gw1")
+        assert list(ckpt["checks"]) == list(PITFALL_IDS) and ckpt["computed_by"] in ("gw0", "gw1")
     # two workers share the cores: torch threads cores // 2 each, not every core each
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = (pytester.path / "threads.txt").read_text().split()
@@ -159,7 +160,8 @@ def test_shards_merged_equal_one_unsharded_run(pytester):
     assert _without_created(out / "results.json") == _without_created(pytester.path / "whole.json")
     page = (out / "report.html").read_text()
     assert page.count('<tr><th><a href="#audit-checkpoint-run_') == 5  # the grid's rows
-    assert page.count('<details class="ca-check') == 5 * 6 + 1  # and the known-answer check
+    checks = page.count('<details class="ca-check')
+    assert checks == 5 * len(PITFALL_IDS) + 1  # and the known-answer check
     # parts that do not make one audit are refused, naming the file
     assert main([str(pytester.path / "part1.json"), str(pytester.path / "part2.json")]) == 4
     assert main([str(pytester.path / "whole.json")]) == 4

@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import small_model
 
 from credit_audit.checklist import checklist_item, default_thresholds
 from credit_audit.claims import Claim, ClaimVerifier
@@ -20,25 +19,9 @@ from credit_audit.options import AuditOptions
 from credit_audit.pitfalls import bs_specificity, calibration_anchors, layer0_dominance
 from credit_audit.pitfalls.calibration_anchors import AnchorsResult
 from credit_audit.registry import default_registry
+from tests.helpers import audit_session, small_model
 
 ANCHORS = "calibration_anchors"
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from credit_audit.loading.data import load_eval_data
-
-    return load_eval_data("digits", n_eval=30)
-
-
-def _session(opts, cache):
-    from pathlib import Path
-
-    from credit_audit.audit import AuditSession
-
-    return AuditSession(
-        opts, Path.cwd(), default_registry(), progress=lambda m: None, cache_dir=cache
-    )
 
 
 def test_rho_claims_aggregate_per_sample_rho_and_the_deep_mean_leaves_layer0_out(
@@ -61,7 +44,7 @@ def test_rho_claims_aggregate_per_sample_rho_and_the_deep_mean_leaves_layer0_out
     }
     aggs = ("deep_layer_mean", "median_samples_mean_layers", "mean_samples_mean_layers")
     claims = [Claim(id=a, source=a, aggregation=a, **common) for a in aggs]
-    verifier = ClaimVerifier(claims, _session(AuditOptions(), reference_cache))
+    verifier = ClaimVerifier(claims, audit_session(AuditOptions(), cache_dir=reference_cache))
     got = {c.id: verifier.verdict("reproduces", c.id).numbers["obtained"] for c in claims}
     anchors = verifier.audit_for(aggs[0]).result(ANCHORS)
     per_sample = [r.numpy() for r in anchors.rho_samples["fp32"]]
@@ -216,14 +199,15 @@ def test_the_negative_band_widens_with_the_sampling_error():
     assert _verdict(_anchors(0.99, 0.003, neg=-0.01, neg_se=0.009)).status == "PASS"
 
 
-def test_pure_noise_at_small_n_does_not_fail(tmp_path, digits):
+def test_pure_noise_at_small_n_does_not_fail(tmp_path):
     """The negative anchor is pure noise by construction: at N = 30 it must not FAIL for any
     of ten seeds (the fixed band failed it), while its standard error follows 1/sqrt(N)."""
-    from helpers import audit, bs_list, write
+    from credit_audit.loading import load_eval_data
+    from tests.helpers import audit, bs_list, write
 
     model = small_model()
     p = write(tmp_path, "m.pt", {"state_dict": model.state_dict(), "Bs": bs_list()})
-    a = audit(p, digits)
+    a = audit(p, load_eval_data("digits", n_eval=30))
     fwd, fwd64 = a.pass32, a.pass64
     statuses, ses = [], []
     for seed in range(10):
@@ -307,9 +291,8 @@ def rule(hs, logits, y, feedback):
 def test_a_signal_holding_nan_is_refused_naming_the_rule(tmp_path, digits, monkeypatch):
     """With NaN propagating, a rule's NaN made bs_specificity PASS ('Γ +nan outside the band
     [+nan, +nan]'); the signal is now refused where it is computed, with the rule and rows."""
-    from helpers import bs_list, ref, write
-
     from credit_audit.audit import CheckpointAudit
+    from tests.helpers import bs_list, ref, write
 
     (tmp_path / "nanrule.py").write_text(NAN_RULE)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -323,7 +306,7 @@ def test_a_signal_holding_nan_is_refused_naming_the_rule(tmp_path, digits, monke
 
 def test_the_metric_setting_in_the_ini_file():
     """`calibration_anchors.metric = gamma` was refused ('value must be a number')."""
-    from credit_audit._errors import CreditAuditError
+    from credit_audit import CreditAuditError
     from credit_audit.checklist import parse_threshold_overrides
 
     assert parse_threshold_overrides(["calibration_anchors.metric = gamma"]) == {
@@ -335,7 +318,7 @@ def test_the_metric_setting_in_the_ini_file():
 
 def test_nan_reaching_the_aggregations_or_the_band_is_refused_by_name():
     """Behind the refused signal, the aggregations and the null band refuse NaN themselves."""
-    from credit_audit._errors import CreditAuditError
+    from credit_audit import CreditAuditError
     from credit_audit.pitfalls.aggregation_spread import aggregations
 
     cos = torch.zeros(3, 4, dtype=torch.float64)
