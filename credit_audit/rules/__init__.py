@@ -232,7 +232,7 @@ class CreditRule:
                 if layout is None
                 else layout.draw(gen, device, init)
             )
-            out[k] = torch.tensor(fwd.gammas(self.signal(fwd, fresh)))
+            out[k] = torch.tensor(fwd.gammas(self.signal(fwd, fresh)), dtype=torch.float64)
             if progress:
                 progress(k + 1, draws)
         return out
