@@ -164,8 +164,15 @@ def gammas_for(signal: list, grads: list) -> list[float]:
 
 class CreditRule:
     """Base of the credit rules. Subclasses set ``name`` and implement ``feedback``,
-    ``signal`` and ``draw``; a rule whose cosines have a closed form over many draws sets
-    ``bulk_null`` and implements ``bulk``, otherwise ``null`` computes one signal per draw."""
+    ``signal`` and ``draw``; ``null`` computes the null one signal per draw.
+
+    A rule whose cosines have a closed form over many draws implements ``bulk`` and sets
+    ``bulk_null = True`` in the class body that defines its ``signal``: the formula is derived
+    for that signal, so it holds for that class and for subclasses that keep its ``signal``
+    (:meth:`bulk_holds`). A subclass that overrides ``signal`` gets the per-draw null, unless
+    it sets ``bulk_null = True`` in its own body, which says that ``bulk`` (inherited or its
+    own) computes the cosines of its new signal exactly.
+    """
 
     name = "rule"
     bulk_null = False
@@ -197,6 +204,27 @@ class CreditRule:
         ``layout`` says when given (:mod:`credit_audit.rules.feedback_layout`)."""
         raise NotImplementedError
 
+    def bulk_holds(self) -> bool:
+        """Whether ``bulk`` is this rule's null: ``bulk_null`` is true and was set by the class
+        that defines ``signal`` or by a subclass of it (an instance's own attributes first).
+
+        Example:
+            >>> from credit_audit.rules.dfa import DfaRule
+            >>> class Squared(DfaRule):  # not e·Bᵀ: DFA's bulk formula does not hold
+            ...     def signal(self, fwd, feedback):
+            ...         return [a * a.abs() for a in super().signal(fwd, feedback)]
+            >>> DfaRule().bulk_holds(), Squared().bulk_holds()
+            (True, False)
+        """
+        if not self.bulk_null:
+            return False
+        chain = [self, *type(self).__mro__]
+
+        def defined(attr: str) -> int:
+            return next(i for i, o in enumerate(chain) if attr in getattr(o, "__dict__", {}))
+
+        return defined("bulk_null") <= defined("signal")
+
     def alternatives(self, spec: Any, provenance: BsProvenance, like: list, device: str) -> dict:
         """Other ways the same recipe could have drawn the matrices ({name: matrices})."""
         return {}
@@ -214,13 +242,14 @@ class CreditRule:
     ) -> Any:
         """Per-draw, per-layer Γ for ``draws`` fresh sets; a (K, L+1) float64 tensor.
 
-        The rule's ``bulk`` when it has one and the pass takes one cosine per sample (a bulk
-        formula is per sample, not per token); otherwise one signal per draw. ``layout`` (the
+        The rule's ``bulk`` when it holds for the rule's signal (:meth:`bulk_holds`) and the
+        pass takes one cosine per sample (a bulk formula is per sample, not per token);
+        otherwise one signal per draw. ``layout`` (the
         provenance's, :mod:`credit_audit.rules.feedback_layout`) says how one draw's entries
         become the matrices (TinyDFA's blocks share one global matrix); None: ``draw``."""
         import torch
 
-        if self.bulk_null and not any(fwd.tokens):
+        if self.bulk_holds() and not any(fwd.tokens):
             # a conftest rule's bulk may predate layouts: it gets one only when there is one
             extra = {} if layout is None else {"layout": layout}
             return self.bulk(fwd, feedback, draws, seed, device, init, progress, **extra)

@@ -180,7 +180,21 @@ def bulk_null(
 
 
 class DfaRule(CreditRule):
-    """DFA (Nøkland 2016), as the seeds train it."""
+    """DFA (Nøkland 2016), as the seeds train it.
+
+    The exact bulk null (``bulk``) is derived for this class's ``signal``, ``error(fwd) · Bᵀ``,
+    and reads nothing of the signal but ``error``. A subclass whose signal is ``e' · Bᵀ`` for
+    another ``e'`` that does not depend on B overrides ``error`` and keeps the bulk null
+    (DRTP's ``onehot(y)``, sDFA's ``sign(e)``). A subclass that overrides ``signal`` gets the
+    per-draw null of :class:`~credit_audit.rules.CreditRule`; where ``bulk`` still computes
+    its signal's cosines exactly (its own ``bulk``, say), it opts back in by declaring it in
+    its own body::
+
+        class MyRule(DfaRule):
+            bulk_null = True  # bulk holds for the signal below
+
+            def signal(self, fwd, feedback): ...
+    """
 
     name = "dfa"
     bulk_null = True
