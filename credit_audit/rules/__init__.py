@@ -23,11 +23,13 @@ __all__ = [
     "CreditRule",
     "builtin_rules",
     "draw_matrix",
-    "raw_entries",
-    "scale_entries",
     "gammas_for",
+    "init_for",
     "null_generator",
+    "raw_entries",
     "resolve_rule",
+    "scale_entries",
+    "seeded",
 ]
 
 #: how fresh feedback matrices are drawn (``--bs-init``)
@@ -59,6 +61,13 @@ def draw_matrix(
         generator: a ``torch.Generator`` (None: the global one), as training draws, or a
             :class:`credit_audit.rng.Stream`, as the null draws.
         dtype: the result's dtype (drawn in float32, as training draws, then cast).
+
+    Example:
+        >>> import torch
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> b = draw_matrix((512, 10), "gaussian", fan_in=10, fan_out=512, generator=gen)
+        >>> tuple(b.shape), round(float(b.std()) * 10**0.5, 1)  # randn / √C
+        ((512, 10), 1.0)
     """
     return scale_entries(raw_entries(shape, init, device, generator), init, fan_in, fan_out, dtype)
 
@@ -95,7 +104,18 @@ def scale_entries(b: Any, init: str, fan_in: int, fan_out: int, dtype: Any = Non
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """``torch.manual_seed(seed); np.random.seed(seed)`` inside the block, as the seeds start
-    a run, with every global generator (CPU, each CUDA device, numpy) restored after it."""
+    a run, with every global generator (CPU, each CUDA device, numpy) restored after it.
+
+    Example:
+        >>> import torch
+        >>> before = torch.random.get_rng_state()
+        >>> with seeded(42):
+        ...     first = torch.randn(3)
+        >>> with seeded(42):
+        ...     again = torch.randn(3)
+        >>> torch.equal(first, again), torch.equal(torch.random.get_rng_state(), before)
+        (True, True)
+    """
     import numpy as np
     import torch
 
@@ -111,7 +131,14 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def init_for(ckpt: Any, opts: Any) -> str:
-    """``--bs-init`` when given, else the checkpoint config's ``bs_init``, else gaussian."""
+    """``--bs-init`` when given, else the checkpoint config's ``bs_init``, else gaussian.
+
+    Example:
+        >>> from types import SimpleNamespace as Ns
+        >>> ckpt = Ns(config={"bs_init": "uniform"}, hints={}, ref=Ns(path="run.pt"))
+        >>> init_for(ckpt, Ns(bs_init=None)), init_for(ckpt, Ns(bs_init="xavier_uniform"))
+        ('uniform', 'xavier_uniform')
+    """
     init = opts.bs_init or ckpt.config.get("bs_init") or ckpt.hints.get("bs_init") or "gaussian"
     if init not in INITS:
         raise CreditAuditError(
@@ -155,7 +182,14 @@ class BsProvenance:
 
 
 def gammas_for(signal: list, grads: list) -> list[float]:
-    """Γ_l = mean over samples of the unclamped cosine, for each layer."""
+    """Γ_l = mean over samples of the unclamped cosine, for each layer.
+
+    Example:
+        >>> import torch
+        >>> g = [torch.tensor([[1.0, 0.0], [0.0, 2.0]])]
+        >>> gammas_for([torch.tensor([[3.0, 0.0], [1.0, 0.0]])], g)  # cosines 1 and 0
+        [0.5]
+    """
     from credit_audit.metrics import cosine_unclamped, same_layers
 
     same_layers(signal=signal, grads=grads)
@@ -271,7 +305,14 @@ def null_generator(seed: int) -> Any:
     """The stream of the null's fresh matrices: a counter-based one (:mod:`credit_audit.rng`)
     that draws the same numbers on every device, on the compute device, so that the band, z
     and p, and the verdicts, are the same on a GPU as on a laptop. Every null (per draw or
-    bulk) draws from it, draw after draw, each draw's matrices in the order of ``like``."""
+    bulk) draws from it, draw after draw, each draw's matrices in the order of ``like``.
+
+    Example:
+        >>> import torch
+        >>> one, two = null_generator(3), null_generator(3)
+        >>> torch.equal(one.normal((2, 4)), two.normal((8,)).reshape(2, 4))
+        True
+    """
     from credit_audit.rng import Stream
 
     return Stream(seed, "null")
@@ -292,7 +333,17 @@ def builtin_rules() -> dict:
 
 
 def resolve_rule(name: str, rules: dict) -> CreditRule:
-    """A registered rule by name, or ``package.module:function`` wrapped as a rule."""
+    """A registered rule by name, or ``package.module:function`` wrapped as a rule.
+
+    Example:
+        >>> resolve_rule("sdfa", builtin_rules()).name
+        'sdfa'
+        >>> try:
+        ...     resolve_rule("dfa2", {"dfa": None})
+        ... except CreditAuditError as exc:
+        ...     print(exc)
+        --rule='dfa2': unknown rule (known: dfa, or package.module:function)
+    """
     if name in rules:
         return rules[name]
     if ":" in name:
