@@ -8,7 +8,13 @@ import torch
 import torch.nn.functional as F
 
 from credit_audit.checklist import checklist_item, default_thresholds
-from credit_audit.metrics import cosine_unclamped
+from credit_audit.metrics import (
+    cosine_unclamped,
+    loss_changes,
+    pearson_rows,
+    perturbation_rho,
+    unit_directions,
+)
 from credit_audit.pitfalls import (
     aggregation_spread,
     calibration_anchors,
@@ -176,7 +182,7 @@ def test_pearson_rows_matches_numpy():
     gen = torch.Generator().manual_seed(2)
     u = torch.randn(32, 9, generator=gen, dtype=torch.float64)
     v = u + torch.randn(32, 9, generator=gen, dtype=torch.float64)
-    r, degenerate = calibration_anchors.pearson_rows(u, v)
+    r, degenerate = pearson_rows(u, v)
     want = [np.corrcoef(u[:, i].numpy(), v[:, i].numpy())[0, 1] for i in range(9)]
     assert r.tolist() == pytest.approx(want, abs=1e-12)
     assert not degenerate.any()
@@ -187,7 +193,53 @@ def test_loss_changes_are_zero_for_zero_directions():
     h = torch.randn(10, 6)
     y = torch.randint(0, 3, (10,))
     deltas = torch.zeros(4, 10, 6, dtype=torch.float64)
-    assert calibration_anchors.loss_changes(fwd, 0, h, y, deltas, 1e-3).abs().max() == 0
+    assert loss_changes(fwd, 0, h, y, deltas, 1e-3).abs().max() == 0
+
+
+def naive_rho(forward_from, h, y, signal, deltas, eps):
+    """ρ the slow way: one forward call per sample and direction, the cross-entropy written
+    out, numpy's Pearson correlation per sample."""
+    out = []
+    for n in range(h.shape[0]):
+
+        def loss(row, label=int(y[n])):
+            logits = forward_from(0, row[None])[0]
+            return float(torch.logsumexp(logits, 0) - logits[label])
+
+        base = loss(h[n])
+        changes = [loss(h[n] + eps * deltas[m, n]) - base for m in range(deltas.shape[0])]
+        projections = [float(deltas[m, n] @ signal[n]) for m in range(deltas.shape[0])]
+        out.append(np.corrcoef(changes, projections)[0, 1])
+    return np.array(out)
+
+
+@pytest.mark.parametrize(
+    "chunk_rows",
+    [pytest.param(1 << 16, id="at-once"), pytest.param(8, id="blocks-of-4-samples")],
+)
+def test_perturbation_rho_matches_a_per_sample_loop(chunk_rows):
+    w, fwd = linear_model()
+    n, m, eps = 10, 16, 1e-4
+    gen = torch.Generator().manual_seed(3)
+    h = torch.randn(n, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (n,), generator=gen)
+    g = (F.softmax(h @ w.T, -1) - F.one_hot(y, 3).double()) @ w
+    noise = torch.randn(n, 6, generator=gen, dtype=torch.float64)
+    calls = []
+
+    def forward_from(layer, rows, samples=None):
+        calls.append(samples)
+        return fwd(layer, rows)
+
+    out = perturbation_rho(forward_from, 0, h, y, {"g": g, "noise": noise}, eps, m, 7, chunk_rows)
+    deltas = unit_directions(7, 0, slice(0, n), m, 6, "cpu")
+    for name, signal in (("g", g), ("noise", noise)):
+        want = naive_rho(fwd, h, y, signal, deltas, eps)
+        assert out[name][0].numpy() == pytest.approx(want, abs=1e-9)
+        assert not out[name][1].any()
+    assert out["g"][0].min() > 0.999
+    blocks = {(s.start, s.stop) for s in calls if s is not None}
+    assert blocks == ({(0, 4), (4, 8), (8, 10)} if chunk_rows == 8 else set())
 
 
 def test_anchors_fail_when_float32_rounds_the_perturbation_away():

@@ -192,7 +192,7 @@ def test_drtp_and_sdfa_are_registered_and_named_in_the_option_help():
 
     rules = default_registry().rules
     assert {"dfa", "sdfa", "drtp", "fa"} <= set(rules)
-    assert rules["drtp"].bulk_null and rules["sdfa"].bulk_null
+    assert rules["drtp"].bulk_holds() and rules["sdfa"].bulk_holds()
     help_text = next(o.help for o in OPTIONS if o.flag == "--rule")
     assert "sdfa" in help_text and "drtp" in help_text
 

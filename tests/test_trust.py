@@ -14,7 +14,7 @@ import torch
 
 from credit_audit.checklist import checklist_item, default_thresholds
 from credit_audit.claims import Claim, ClaimVerifier
-from credit_audit.metrics import cosine_unclamped
+from credit_audit.metrics import cosine_unclamped, pearson_rows
 from credit_audit.options import AuditOptions
 from credit_audit.pitfalls import bs_specificity, calibration_anchors, layer0_dominance
 from credit_audit.pitfalls.calibration_anchors import AnchorsResult
@@ -132,7 +132,7 @@ def test_nan_rows_propagate_instead_of_scoring_zero():
     assert math.isnan(out[1]) and out[2] == 0.0 and math.isnan(out[3])
     u = torch.tensor([[1.0, 1.0, 1.0], [2.0, float("nan"), 2.0], [3.0, 3.0, 3.0]])
     v = torch.tensor([[1.0, 1.0, 5.0], [2.0, 2.0, 5.0], [4.0, 3.0, 5.0]])
-    r, degenerate = calibration_anchors.pearson_rows(u, v)
+    r, degenerate = pearson_rows(u, v)
     assert r[0] == pytest.approx(np.corrcoef([1, 2, 3], [1, 2, 4])[0, 1])
     assert math.isnan(r[1]) and not degenerate[1]
     assert r[2] == 0.0 and degenerate[2]

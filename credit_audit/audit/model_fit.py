@@ -26,8 +26,8 @@ def stored_accuracy(meta: dict) -> float | None:
     percentage), or None when there is none or it is not a number in [0, 100].
 
     Example:
-        >>> stored_accuracy({"test_acc": 96.7}), stored_accuracy({"test_acc": 0.5})
-        (0.967, 0.5)
+        >>> stored_accuracy({"test_acc": 97.5}), stored_accuracy({"test_acc": 0.5})
+        (0.975, 0.5)
         >>> stored_accuracy({}), stored_accuracy({"test_acc": "n/a"})
         (None, None)
     """
@@ -52,6 +52,14 @@ def eval_fit(logits: Any, y: Any, losses: Any, loss_name: str, stored: float | N
             mean reduction weighs it (so that their mean is the lab's printed test loss).
         loss_name: that loss, as the report names it.
         stored: the checkpoint's stored test accuracy as a fraction, or None.
+
+    Example:
+        >>> import torch
+        >>> fit = eval_fit(torch.eye(4), torch.tensor([0, 1, 2, 0]), torch.zeros(4), "ce", 0.9)
+        >>> fit["accuracy"], fit["chance"]
+        (0.75, 0.25)
+        >>> fit["warning"].split(":")[0]
+        "eval accuracy 75.0% is 15.0 points below the checkpoint's stored test_acc 90.0%"
     """
     n, classes = int(logits.shape[0]), int(logits.shape[1])
     accuracy = float((logits.argmax(1) == y).double().mean().item())

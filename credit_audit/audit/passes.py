@@ -84,7 +84,15 @@ def finite_signal(signal: list, rule: str, source: str) -> list:
 
 
 def nonfinite(t: Any) -> str:
-    """What is wrong with a tensor that is not finite, and in which rows (samples)."""
+    """What is wrong with a tensor that is not finite, and in which rows (samples).
+
+    Example:
+        >>> import torch
+        >>> nonfinite(torch.tensor([[1.0, float("nan")], [0.0, 1.0], [float("nan"), 0.0]]))
+        'holds NaN in 2 rows (0, 2) of the evaluation samples'
+        >>> nonfinite(torch.tensor([[float("inf")]])).split(" in ")[0]
+        'overflows float32 (Inf, |x| > 3.4e+38)'
+    """
     import torch
 
     flat = t.reshape(t.shape[0], -1)

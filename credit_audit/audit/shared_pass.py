@@ -127,7 +127,15 @@ class ForwardPass:
 
 def cosines(signal: list, grads: list, metric: Any = None) -> list:
     """The cosine of every row, per layer (a list: rows may differ per layer); ``metric``
-    defaults to the unclamped cosine."""
+    defaults to the unclamped cosine.
+
+    Example:
+        >>> import torch
+        >>> signal = [torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[0.0, 0.0, 5.0]])]
+        >>> grads = [torch.tensor([[2.0, 0.0], [0.0, -4.0]]), torch.tensor([[0.0, 0.0, 1.0]])]
+        >>> [c.tolist() for c in cosines(signal, grads)]
+        [[1.0, -1.0], [1.0]]
+    """
     import torch
 
     same_layers(signal=signal, grads=grads)

@@ -45,7 +45,13 @@ class Unpacked:
 
 
 def is_tensor_dict(obj: Any) -> bool:
-    """A non-empty dict of string keys and tensor values (a state_dict)."""
+    """A non-empty dict of string keys and tensor values (a state_dict).
+
+    Example:
+        >>> import torch
+        >>> is_tensor_dict({"w": torch.zeros(2)}), is_tensor_dict({"w": 1.0}), is_tensor_dict({})
+        (True, False, False)
+    """
     import torch
 
     return (
@@ -108,7 +114,12 @@ def unpack(obj: Any, path: Any) -> Unpacked:
 def config_hints(config: dict, path: Any) -> dict:
     """What a checkpoint's config says of how it was trained (``rule``, ``layers``,
     ``bs_init``, and ``loss``, ``loss_reduction``, ``grad_batch``, which
-    :mod:`credit_audit.losses` checks); the command line's options still win."""
+    :mod:`credit_audit.losses` checks); the command line's options still win.
+
+    Example:
+        >>> config_hints({"rule": "drtp", "lr": 0.1, "layers": ["act1", "act2"]}, "run.pt")
+        {'rule': 'drtp', 'layers': ['act1', 'act2']}
+    """
     keys = ("rule", "layers", "bs_init", "loss", "loss_reduction", "grad_batch")
     hints = {k: config[k] for k in keys if k in config}
     if "layers" in hints and not (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from credit_audit._errors import CreditAuditError
-from credit_audit.metrics import cosine_unclamped, same_layers, same_shape
+from credit_audit.metrics import cosine_unclamped, perturbation_rho, same_layers, same_shape
 from credit_audit.pitfalls import Pitfall
 from credit_audit.pitfalls._common import (
     PASS,
@@ -27,76 +27,7 @@ from credit_audit.pitfalls._common import (
 )
 from credit_audit.records import worst
 
-__all__ = ["PITFALL", "AnchorsResult", "loss_changes", "measure", "pearson_rows", "verdict"]
-
-
-def pearson_rows(u: Any, v: Any) -> tuple:
-    """Pearson correlation of ``u[:, n]`` with ``v[:, n]`` for every n (float64).
-
-    A column with zero variance in either input has no correlation: it gets 0 and is
-    flagged in the returned mask. A column holding NaN or Inf gets NaN (never a silent 0).
-
-    Example:
-        >>> import torch
-        >>> u = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0]])
-        >>> r, degenerate = pearson_rows(u, 2 * u)
-        >>> [round(v, 12) for v in r.tolist()], degenerate.tolist()
-        ([1.0, 0.0], [False, True])
-    """
-    import torch
-
-    finite = torch.isfinite(u).all(0) & torch.isfinite(v).all(0)
-    u = u.double() - u.double().mean(0)
-    v = v.double() - v.double().mean(0)
-    su = torch.linalg.vector_norm(u, dim=0)
-    sv = torch.linalg.vector_norm(v, dim=0)
-    degenerate = (su == 0) | (sv == 0)
-    r = (u * v).sum(0) / torch.where(degenerate, 1.0, su * sv)
-    r = torch.where(degenerate, 0.0, r).clamp(-1, 1)
-    return torch.where(finite, r, float("nan")), degenerate & finite
-
-
-def loss_changes(
-    forward_from: Any,
-    layer: int,
-    h: Any,
-    y: Any,
-    deltas: Any,
-    eps: float,
-    chunk_rows: int = 1 << 16,
-    loss: Any = None,
-) -> Any:
-    """``ℓ_n(h + ε δ_m) − ℓ_n(h)`` for all (m, n), batched over the M directions.
-
-    Args:
-        forward_from: ``(layer, h) -> logits``.
-        layer: the hidden state's index.
-        h: (N, d) hidden state in the pipeline's dtype.
-        y: (N,) labels.
-        deltas: (M, N, d) unit directions.
-        eps: the perturbation size ε.
-        chunk_rows: at most this many perturbed rows per forward call.
-        loss: the :class:`credit_audit.losses.Loss` whose per-sample ℓ_n is perturbed (the
-            audited loss; default: cross-entropy).
-    """
-    import torch
-
-    from credit_audit.losses import Loss
-
-    loss = loss or Loss()
-    m, n, d = deltas.shape
-    with torch.no_grad():
-        per_chunk = max(1, chunk_rows // n)
-        out = []
-        for start in range(0, m, per_chunk):
-            dl = deltas[start : start + per_chunk].to(h.dtype)
-            k = dl.shape[0]
-            # The unperturbed rows ride in the same call as the perturbed ones, so both see
-            # the same kernels and the difference holds only the perturbation's effect.
-            hp = torch.cat([h.unsqueeze(0), h.unsqueeze(0) + eps * dl]).reshape((k + 1) * n, d)
-            per = loss.per_sample(forward_from(layer, hp), y.repeat(k + 1)).reshape(k + 1, n)
-            out.append(per[1:] - per[0])
-    return torch.cat(out)
+__all__ = ["PITFALL", "AnchorsResult", "measure", "verdict"]
 
 
 @dataclass
@@ -139,43 +70,11 @@ def _mean_se(values: Any) -> tuple:
     return mean, se
 
 
-BLOCK_ELEMENTS = 1 << 25  # M·N·d above this (256 MB in float64): directions per block of samples
-
-
-def _unit(deltas: Any) -> Any:
-    deltas /= torch_norm(deltas)
-    return deltas
-
-
-def torch_norm(deltas: Any) -> Any:
-    import torch
-
-    return torch.linalg.vector_norm(deltas, dim=-1, keepdim=True)
-
-
-def _directions(seed: int, layer: int, rows: slice, m: int, d: int, device: Any) -> Any:
-    """The unit directions (M, rows, d) of a block of samples, in float64.
-
-    Drawn by the counter-based stream of :mod:`credit_audit.rng` on the device that uses them
-    (the same numbers on every device), laid out sample by sample: a block of samples is a
-    contiguous stretch of the stream, so blocks of any size give the directions drawn at once.
-    """
-    from credit_audit.rng import Stream
-
-    stream = Stream(seed, "anchors", "directions", layer).skip(rows.start * m * d)
-    drawn = stream.normal((rows.stop - rows.start, m, d), device)
-    return _unit(drawn.double().permute(1, 0, 2).contiguous())
-
-
 def _noise(seed: int, layer: int, n: int, d: int, device: Any) -> Any:
     """The random anchor's vectors (N, d) in float64, from a stream of their own."""
     from credit_audit.rng import Stream
 
     return Stream(seed, "anchors", "noise", layer).normal((n, d), device).double()
-
-
-def _on_samples(forward_from: Any, rows: slice) -> Any:
-    return lambda layer, h: forward_from(layer, h, samples=rows)
 
 
 def measure(
@@ -224,13 +123,7 @@ def measure(
     for layer in range(len(hs)):
         same_shape(layer, h=hs[layer], g=grads[layer], signal=signal[layer])
         n, d = hs[layer].shape
-        if directions * n * d <= BLOCK_ELEMENTS and 2 * n <= chunk_rows:  # all at once
-            blocks = [slice(0, n)]
-        else:  # a large state: directions drawn per block of samples (the same numbers)
-            size = max(1, min(BLOCK_ELEMENTS // (directions * d), chunk_rows // 2))
-            blocks = [slice(s, min(s + size, n)) for s in range(0, n, size)]
         noise = _noise(seed, layer, n, d, hs[layer].device)
-        whole = None  # the layer's directions when drawn at once: shared by both precisions
         g = grads[layer]
         hnorm = torch.linalg.vector_norm(hs[layer].double(), dim=-1).median().item()
         result.eps_rel_median_h.append(eps / hnorm if hnorm > 0 else float("inf"))
@@ -247,38 +140,19 @@ def measure(
             result.gamma[key].append(v)
         for name, (h_p, g_p, s_p, fwd) in precisions.items():
             dev = h_p[layer].device
-            per_sample = {"positive": [], "negative": [], "signal": [], "degenerate": []}
-            for rows in blocks:
-                if len(blocks) > 1:
-                    dl = _directions(seed, layer, rows, directions, d, dev)
-                else:
-                    if whole is None:
-                        whole = _directions(seed, layer, rows, directions, d, dev)
-                    dl = whole.to(dev)
-                run = fwd if len(blocks) == 1 else _on_samples(fwd, rows)
-                dloss = loss_changes(
-                    run, layer, h_p[layer][rows], y[rows], dl, eps, chunk_rows, loss
-                )
-                for key, vec in (
-                    ("positive", g_p[layer][rows]),
-                    ("negative", noise[rows].to(dev)),
-                    ("signal", s_p[layer][rows]),
-                ):
-                    proj = torch.einsum("mnd,nd->mn", dl, vec.double())
-                    r, degenerate = pearson_rows(dloss, proj)
-                    per_sample[key].append(r)
-                    if key == "positive":
-                        per_sample["degenerate"].append(degenerate.double())
-            values = {k: torch.cat(v).cpu() for k, v in per_sample.items()}
+            anchors = {"positive": g_p[layer], "negative": noise.to(dev), "signal": s_p[layer]}
+            rho = perturbation_rho(
+                fwd, layer, h_p[layer], y, anchors, eps, directions, seed, chunk_rows, loss
+            )
             out = result.rho[name]
             for key in ("positive", "negative", "signal"):
-                mean, se = _mean_se(values[key])
+                mean, se = _mean_se(rho[key][0])
                 out[key].append(mean)
                 out[f"{key}_se"].append(se)
-            out["degenerate"].append(values["degenerate"].mean().item())
+            out["degenerate"].append(rho["positive"][1].double().mean().item())
             ends = (out["positive"][-1], out["negative"][-1])
             out["anchored"].append(_anchored(out["signal"][-1], *ends, min_anchor_span))
-            result.rho_samples[name].append(values["signal"])
+            result.rho_samples[name].append(rho["signal"][0])
     return result
 
 

@@ -23,11 +23,13 @@ __all__ = [
     "CreditRule",
     "builtin_rules",
     "draw_matrix",
-    "raw_entries",
-    "scale_entries",
     "gammas_for",
+    "init_for",
     "null_generator",
+    "raw_entries",
     "resolve_rule",
+    "scale_entries",
+    "seeded",
 ]
 
 #: how fresh feedback matrices are drawn (``--bs-init``)
@@ -59,6 +61,13 @@ def draw_matrix(
         generator: a ``torch.Generator`` (None: the global one), as training draws, or a
             :class:`credit_audit.rng.Stream`, as the null draws.
         dtype: the result's dtype (drawn in float32, as training draws, then cast).
+
+    Example:
+        >>> import torch
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> b = draw_matrix((512, 10), "gaussian", fan_in=10, fan_out=512, generator=gen)
+        >>> tuple(b.shape), round(float(b.std()) * 10**0.5, 1)  # randn / √C
+        ((512, 10), 1.0)
     """
     return scale_entries(raw_entries(shape, init, device, generator), init, fan_in, fan_out, dtype)
 
@@ -95,7 +104,18 @@ def scale_entries(b: Any, init: str, fan_in: int, fan_out: int, dtype: Any = Non
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """``torch.manual_seed(seed); np.random.seed(seed)`` inside the block, as the seeds start
-    a run, with every global generator (CPU, each CUDA device, numpy) restored after it."""
+    a run, with every global generator (CPU, each CUDA device, numpy) restored after it.
+
+    Example:
+        >>> import torch
+        >>> before = torch.random.get_rng_state()
+        >>> with seeded(42):
+        ...     first = torch.randn(3)
+        >>> with seeded(42):
+        ...     again = torch.randn(3)
+        >>> torch.equal(first, again), torch.equal(torch.random.get_rng_state(), before)
+        (True, True)
+    """
     import numpy as np
     import torch
 
@@ -111,7 +131,14 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 def init_for(ckpt: Any, opts: Any) -> str:
-    """``--bs-init`` when given, else the checkpoint config's ``bs_init``, else gaussian."""
+    """``--bs-init`` when given, else the checkpoint config's ``bs_init``, else gaussian.
+
+    Example:
+        >>> from types import SimpleNamespace as Ns
+        >>> ckpt = Ns(config={"bs_init": "uniform"}, hints={}, ref=Ns(path="run.pt"))
+        >>> init_for(ckpt, Ns(bs_init=None)), init_for(ckpt, Ns(bs_init="xavier_uniform"))
+        ('uniform', 'xavier_uniform')
+    """
     init = opts.bs_init or ckpt.config.get("bs_init") or ckpt.hints.get("bs_init") or "gaussian"
     if init not in INITS:
         raise CreditAuditError(
@@ -155,7 +182,14 @@ class BsProvenance:
 
 
 def gammas_for(signal: list, grads: list) -> list[float]:
-    """Γ_l = mean over samples of the unclamped cosine, for each layer."""
+    """Γ_l = mean over samples of the unclamped cosine, for each layer.
+
+    Example:
+        >>> import torch
+        >>> g = [torch.tensor([[1.0, 0.0], [0.0, 2.0]])]
+        >>> gammas_for([torch.tensor([[3.0, 0.0], [1.0, 0.0]])], g)  # cosines 1 and 0
+        [0.5]
+    """
     from credit_audit.metrics import cosine_unclamped, same_layers
 
     same_layers(signal=signal, grads=grads)
@@ -164,8 +198,15 @@ def gammas_for(signal: list, grads: list) -> list[float]:
 
 class CreditRule:
     """Base of the credit rules. Subclasses set ``name`` and implement ``feedback``,
-    ``signal`` and ``draw``; a rule whose cosines have a closed form over many draws sets
-    ``bulk_null`` and implements ``bulk``, otherwise ``null`` computes one signal per draw."""
+    ``signal`` and ``draw``; ``null`` computes the null one signal per draw.
+
+    A rule whose cosines have a closed form over many draws implements ``bulk`` and sets
+    ``bulk_null = True`` in the class body that defines its ``signal``: the formula is derived
+    for that signal, so it holds for that class and for subclasses that keep its ``signal``
+    (:meth:`bulk_holds`). A subclass that overrides ``signal`` gets the per-draw null, unless
+    it sets ``bulk_null = True`` in its own body, which says that ``bulk`` (inherited or its
+    own) computes the cosines of its new signal exactly.
+    """
 
     name = "rule"
     bulk_null = False
@@ -197,6 +238,27 @@ class CreditRule:
         ``layout`` says when given (:mod:`credit_audit.rules.feedback_layout`)."""
         raise NotImplementedError
 
+    def bulk_holds(self) -> bool:
+        """Whether ``bulk`` is this rule's null: ``bulk_null`` is true and was set by the class
+        that defines ``signal`` or by a subclass of it (an instance's own attributes first).
+
+        Example:
+            >>> from credit_audit.rules.dfa import DfaRule
+            >>> class Squared(DfaRule):  # not e·Bᵀ: DFA's bulk formula does not hold
+            ...     def signal(self, fwd, feedback):
+            ...         return [a * a.abs() for a in super().signal(fwd, feedback)]
+            >>> DfaRule().bulk_holds(), Squared().bulk_holds()
+            (True, False)
+        """
+        if not self.bulk_null:
+            return False
+        chain = [self, *type(self).__mro__]
+
+        def defined(attr: str) -> int:
+            return next(i for i, o in enumerate(chain) if attr in getattr(o, "__dict__", {}))
+
+        return defined("bulk_null") <= defined("signal")
+
     def alternatives(self, spec: Any, provenance: BsProvenance, like: list, device: str) -> dict:
         """Other ways the same recipe could have drawn the matrices ({name: matrices})."""
         return {}
@@ -214,13 +276,14 @@ class CreditRule:
     ) -> Any:
         """Per-draw, per-layer Γ for ``draws`` fresh sets; a (K, L+1) float64 tensor.
 
-        The rule's ``bulk`` when it has one and the pass takes one cosine per sample (a bulk
-        formula is per sample, not per token); otherwise one signal per draw. ``layout`` (the
+        The rule's ``bulk`` when it holds for the rule's signal (:meth:`bulk_holds`) and the
+        pass takes one cosine per sample (a bulk formula is per sample, not per token);
+        otherwise one signal per draw. ``layout`` (the
         provenance's, :mod:`credit_audit.rules.feedback_layout`) says how one draw's entries
         become the matrices (TinyDFA's blocks share one global matrix); None: ``draw``."""
         import torch
 
-        if self.bulk_null and not any(fwd.tokens):
+        if self.bulk_holds() and not any(fwd.tokens):
             # a conftest rule's bulk may predate layouts: it gets one only when there is one
             extra = {} if layout is None else {"layout": layout}
             return self.bulk(fwd, feedback, draws, seed, device, init, progress, **extra)
@@ -232,7 +295,7 @@ class CreditRule:
                 if layout is None
                 else layout.draw(gen, device, init)
             )
-            out[k] = torch.tensor(fwd.gammas(self.signal(fwd, fresh)))
+            out[k] = torch.tensor(fwd.gammas(self.signal(fwd, fresh)), dtype=torch.float64)
             if progress:
                 progress(k + 1, draws)
         return out
@@ -242,7 +305,14 @@ def null_generator(seed: int) -> Any:
     """The stream of the null's fresh matrices: a counter-based one (:mod:`credit_audit.rng`)
     that draws the same numbers on every device, on the compute device, so that the band, z
     and p, and the verdicts, are the same on a GPU as on a laptop. Every null (per draw or
-    bulk) draws from it, draw after draw, each draw's matrices in the order of ``like``."""
+    bulk) draws from it, draw after draw, each draw's matrices in the order of ``like``.
+
+    Example:
+        >>> import torch
+        >>> one, two = null_generator(3), null_generator(3)
+        >>> torch.equal(one.normal((2, 4)), two.normal((8,)).reshape(2, 4))
+        True
+    """
     from credit_audit.rng import Stream
 
     return Stream(seed, "null")
@@ -263,7 +333,17 @@ def builtin_rules() -> dict:
 
 
 def resolve_rule(name: str, rules: dict) -> CreditRule:
-    """A registered rule by name, or ``package.module:function`` wrapped as a rule."""
+    """A registered rule by name, or ``package.module:function`` wrapped as a rule.
+
+    Example:
+        >>> resolve_rule("sdfa", builtin_rules()).name
+        'sdfa'
+        >>> try:
+        ...     resolve_rule("dfa2", {"dfa": None})
+        ... except CreditAuditError as exc:
+        ...     print(exc)
+        --rule='dfa2': unknown rule (known: dfa, or package.module:function)
+    """
     if name in rules:
         return rules[name]
     if ":" in name:

@@ -62,7 +62,13 @@ def draw_feedback(
 
 def dfa_error(logits: Any, y: Any) -> Any:
     """``e = softmax(logits) − onehot(y)`` in the dtype of ``logits``: the cross-entropy's
-    error (``credit_audit.losses``; ``DfaRule.error`` takes the audited loss's)."""
+    error (``credit_audit.losses``; ``DfaRule.error`` takes the audited loss's).
+
+    Example:
+        >>> import torch
+        >>> dfa_error(torch.zeros(1, 4), torch.tensor([1])).tolist()
+        [[0.25, -0.75, 0.25, 0.25]]
+    """
     from credit_audit.losses import Loss
 
     return Loss("ce").error(logits, y)
@@ -81,6 +87,17 @@ def reconstruct_bs(
     The model's construction consumes the CPU generator before the Bs are drawn, so the same
     class with the same arguments is built first. On CUDA the draws come from the CUDA
     generator, which ``torch.manual_seed`` seeds too: CPU and CUDA Bs differ for one seed.
+
+    Example:
+        >>> import torch
+        >>> from credit_audit.rules import seeded
+        >>> bs = reconstruct_bs(torch.nn.Linear, {"in_features": 4, "out_features": 2}, 0,
+        ...                     [(8, 3)], "cpu")
+        >>> with seeded(0):  # the recipe by hand: seed, build the model, draw
+        ...     _ = torch.nn.Linear(4, 2)
+        ...     by_hand = torch.randn(8, 3) / 3**0.5
+        >>> torch.equal(bs[0], by_hand)
+        True
     """
     with seeded(seed):
         model_cls(**model_kwargs)
@@ -96,7 +113,12 @@ def _unit_rows(g):
 
 def null_chunk(per_draw: int, samples: int) -> int:
     """Null draws per chunk: the chunk's matrices (``per_draw`` entries a draw) and its
-    (draws, N) float64 products within bounds. The numbers do not depend on it."""
+    (draws, N) float64 products within bounds. The numbers do not depend on it.
+
+    Example:
+        >>> null_chunk(per_draw=64 * 10, samples=500), null_chunk(per_draw=1 << 20, samples=500)
+        (4096, 32)
+    """
     return min(CHUNK, max(1, LARGE_ELEMENTS // per_draw), max(1, LARGE_ELEMENTS // (4 * samples)))
 
 
@@ -180,7 +202,21 @@ def bulk_null(
 
 
 class DfaRule(CreditRule):
-    """DFA (Nøkland 2016), as the seeds train it."""
+    """DFA (Nøkland 2016), as the seeds train it.
+
+    The exact bulk null (``bulk``) is derived for this class's ``signal``, ``error(fwd) · Bᵀ``,
+    and reads nothing of the signal but ``error``. A subclass whose signal is ``e' · Bᵀ`` for
+    another ``e'`` that does not depend on B overrides ``error`` and keeps the bulk null
+    (DRTP's ``onehot(y)``, sDFA's ``sign(e)``). A subclass that overrides ``signal`` gets the
+    per-draw null of :class:`~credit_audit.rules.CreditRule`; where ``bulk`` still computes
+    its signal's cosines exactly (its own ``bulk``, say), it opts back in by declaring it in
+    its own body::
+
+        class MyRule(DfaRule):
+            bulk_null = True  # bulk holds for the signal below
+
+            def signal(self, fwd, feedback): ...
+    """
 
     name = "dfa"
     bulk_null = True

@@ -45,7 +45,7 @@ class DrtpRule(DfaRule):
     """DRTP: DFA's feedback matrices driven by the target ``+onehot(y)`` instead of the error."""
 
     name = "drtp"
-    bulk_null = True  # opted in: the signal stays bilinear in B, so DFA's bulk formula holds
+    # DFA's signal with another error: DFA's bulk null holds and is inherited
 
     def error(self, fwd: Any) -> Any:
         return fwd.memo("drtp_target", lambda: drtp_target(fwd.logits, fwd.y))

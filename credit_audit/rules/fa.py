@@ -23,7 +23,14 @@ __all__ = ["RULE", "FaRule", "backprop_modules", "fa_backward", "feedback_module
 
 
 def feedback_modules(model: Any) -> list[tuple[str, Any]]:
-    """The (name, module) pairs that FA gives a feedback matrix: Linear and Conv2d."""
+    """The (name, module) pairs that FA gives a feedback matrix: Linear and Conv2d.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> [name for name, _ in feedback_modules(net)]
+        ['0', '2']
+    """
     from torch import nn
 
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]

@@ -56,7 +56,13 @@ def layers_from_keys(keys: list, model: Any, source: str) -> list[str]:
 
 
 def match_layers(named: dict, layers: list, source: str) -> tuple[list, dict]:
-    """``(matrices, keys)``: layer ``i``'s matrix and the key it came from, for every layer."""
+    """``(matrices, keys)``: layer ``i``'s matrix and the key it came from, for every layer.
+
+    Example:
+        >>> named = {"fc2": "B of fc2's input", "act1": "B of act1"}
+        >>> match_layers(named, ["act1", "fc2:input"], "run.pt")
+        (['B of act1', "B of fc2's input"], {'act1': 'act1', 'fc2:input': 'fc2'})
+    """
     keys = {}
     for key in named:
         if _normal(key) in keys:

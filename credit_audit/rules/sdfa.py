@@ -32,7 +32,7 @@ class SdfaRule(DfaRule):
     """sDFA: DFA's feedback matrices driven by ``sign(e)`` instead of ``e``."""
 
     name = "sdfa"
-    bulk_null = True  # opted in: sign(e) does not depend on B, so the signal stays bilinear
+    # DFA's signal with another error (sign(e) does not depend on B): DFA's bulk null holds
 
     def error(self, fwd: Any) -> Any:
         import torch

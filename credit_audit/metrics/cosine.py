@@ -1,6 +1,5 @@
-"""Pure metric functions on tensors that the rules, the shared pass and the pitfalls share:
-the unclamped per-row cosine, robust row norms, input validation that quotes shapes, and the
-headline numbers' standard errors over samples."""
+"""Γ's arithmetic: the unclamped per-row cosine, robust row norms, input validation that quotes
+shapes, and the headline numbers' standard errors over samples."""
 
 from __future__ import annotations
 
