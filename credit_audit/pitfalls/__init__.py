@@ -1,7 +1,7 @@
 """The pitfalls: one module each, holding everything about its pitfall.
 
 A pitfall module has a pure ``measure()`` on tensors returning a small dataclass, a
-``verdict()``, and a ``PITFALL`` object (a :class:`Pitfall`) that gathers the tensors the
+``judge()``, and a ``PITFALL`` object (a :class:`Pitfall`) that gathers the tensors the
 measurement needs from an audit context, and owns the headline cell of the summary grid, the
 figure, the checkpoint-level summary fields it contributes, and its applicability to a claim.
 Its thresholds, title, question and fix text come from its item in ``CHECKLIST.yaml``, whose

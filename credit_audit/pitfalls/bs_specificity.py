@@ -24,7 +24,7 @@ from credit_audit.pitfalls._specificity_null import (
     measure,
     place_alternatives,
 )
-from credit_audit.pitfalls._specificity_text import ANTI, verdict
+from credit_audit.pitfalls._specificity_text import ANTI, judge
 
 #: what draws the null's fresh Bs (``credit_audit.rules.null_generator``)
 NULL_STREAM = "counter-based stream: the same draws on every device"
@@ -38,7 +38,7 @@ __all__ = [
     "layers_outside",
     "measure",
     "place_alternatives",
-    "verdict",
+    "judge",
 ]
 
 
@@ -72,7 +72,7 @@ class BsSpecificity(Pitfall):
         return result
 
     def judge(self, result: BsSpecificityResult, thresholds: dict) -> Verdict:
-        return verdict(result, thresholds, self.item)
+        return judge(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
         anti = " anti" if numbers.get("side") == "below" else ""
