@@ -223,7 +223,7 @@ class AuditItem(pytest.Item):
                 extra = {"path": str(audit.ref.path), "checkpoint": audit.summary()}
         if error is not None:  # outside the except block: the message alone, no chain
             self.record = CheckRecord(
-                self.kind, self.subject, self.check, "ERROR", error, error, **extra
+                self.kind, self.subject, self.check, "ERROR", error, error, details=error, **extra
             )
             pytest.fail(error, pytrace=False)
         self.record = CheckRecord.from_verdict(

@@ -92,12 +92,15 @@ class Pitfall:
 
 
 def not_applicable(verdict: Verdict, why: str) -> Verdict:
-    """A check that does not bear on a claim: PASS, with what it measured kept below."""
-    return Verdict(
+    """A check that does not bear on a claim: PASS, with what it measured kept below (the
+    message quotes the check's whole message; the details, what it measured)."""
+    said = f"What the check measured ({verdict.status}: {verdict.headline}):\n"
+    out = Verdict.of(
         "PASS",
         f"not applicable to this claim: {why}",
-        f"PASS: not applicable to this claim: {why}\n\nWhat the check measured "
-        f"({verdict.status}: {verdict.headline}):\n{verdict.message}",
+        said + verdict.message,
         verdict.numbers,
         "n/a",
     )
+    out.details = said + verdict.details
+    return out

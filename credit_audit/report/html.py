@@ -368,19 +368,6 @@ def layers_html(page: Page) -> str:
 # ---- every check's detail -----------------------------------------------------------------
 
 
-def _body(record: CheckRecord, item: dict | None) -> str:
-    """The message without what the page shows elsewhere: its first line when it repeats the
-    verdict and headline of the summary line, and the checklist's why and fix (the checklist
-    at the end has them once)."""
-    lines = (record.message or "").splitlines()
-    if lines and record.headline and lines[0] == f"{record.verdict}: {record.headline}":
-        lines = lines[1:]
-    if item is not None:
-        told = {f"Why it matters: {item.get('why')}", f"How to fix: {item.get('fix')}"}
-        lines = [ln for ln in lines if ln not in told]
-    return "\n".join(lines).strip("\n")
-
-
 def _figure(page: Page, record: CheckRecord) -> str:
     svg = page.figures.get(record.key)
     if svg is None and wants_figure(record.verdict, page.mode):
@@ -411,7 +398,9 @@ def check_html(page: Page, record: CheckRecord, seen: dict) -> str:
             f'<p class="ca-question">{escape(pitfall.item["question"])} '
             f'<a href="#{_slug("checklist", record.check)}">Why it matters, how to fix</a></p>'
         )
-    body = _body(record, pitfall.item if pitfall is not None else None)
+    # what was measured: the verdict and headline are on the summary line, the checklist's
+    # why and fix at the page's end
+    body = record.details.strip("\n")
     if record.verdict == "ERROR" and body in seen:
         parts.append(f"<p>The same error as {escape(seen[body])}.</p>")
     elif body and not (page.compact and record.verdict == "PASS"):
