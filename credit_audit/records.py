@@ -58,7 +58,8 @@ class Verdict:
     short headline cell of the summary grid.
 
     The parts are fields: ``details`` is what was measured (the message without its
-    ``STATUS: headline`` line and the checklist's why and fix). Renderers read the fields;
+    ``STATUS: headline`` line and the checklist's why and fix), ``cell_error`` why the pitfall's
+    ``cell()`` failed ("" when it did not: the grids show an error cell). Renderers read the fields;
     ``message`` is the whole text pytest prints and the JSON keeps, composed from them
     (:meth:`of`).
     """
@@ -69,6 +70,7 @@ class Verdict:
     numbers: dict = field(default_factory=dict)
     cell: str = ""
     details: str = ""
+    cell_error: str = ""
 
     @classmethod
     def of(
@@ -194,6 +196,7 @@ class CheckRecord:
     checkpoint: CheckpointSummary | None = None
     claim: dict | None = None
     details: str = ""  # what was measured: the verdict's details (Verdict.details)
+    cell_error: str = ""  # why the pitfall's cell() failed: the grids show an error cell
 
     @property
     def key(self) -> tuple:
@@ -214,6 +217,7 @@ class CheckRecord:
             verdict.cell,
             **extra,
             details=verdict.details,
+            cell_error=verdict.cell_error,
         )
 
     def to_json(self) -> dict:
@@ -229,8 +233,8 @@ class CheckRecord:
             >>> old = {"kind": "checkpoint", "subject": "a", "check": "x", "verdict": "PASS",
             ...        "headline": "h", "message": "PASS: h"}
             >>> rec = CheckRecord.from_json(old)
-            >>> rec.details, CheckRecord.from_json(rec.to_json()) == rec
-            ('PASS: h', True)
+            >>> rec.details, rec.cell_error, CheckRecord.from_json(rec.to_json()) == rec
+            ('PASS: h', '', True)
         """
         data = dict(data)
         data.setdefault("details", data.get("message") or "")

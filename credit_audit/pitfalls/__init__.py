@@ -57,13 +57,18 @@ class Pitfall:
         raise NotImplementedError
 
     def verdict(self, result: Any, thresholds: dict) -> Verdict:
-        """The verdict with its headline cell filled in."""
-        v = self.judge(result, thresholds)
-        if not v.cell:
+        """The verdict with its headline cell filled in (:meth:`with_cell`)."""
+        return self.with_cell(self.judge(result, thresholds), thresholds)
+
+    def with_cell(self, v: Verdict, thresholds: dict) -> Verdict:
+        """``v`` with its headline cell, unless it has one. A ``cell()`` that raises leaves
+        the verdict standing and says why in ``cell_error``, which the grids show as an error
+        cell: a broken cell must not vanish from the grid."""
+        if not v.cell and not v.cell_error:
             try:
                 v.cell = self.cell(v.numbers, thresholds)
-            except (KeyError, TypeError, ValueError, IndexError):
-                v.cell = ""
+            except Exception as exc:  # a conftest's cell() may raise anything
+                v.cell_error = f"cell() raised {type(exc).__name__}: {exc}"
         return v
 
     def cell(self, numbers: dict, thresholds: dict) -> str:

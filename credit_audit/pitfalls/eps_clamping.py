@@ -289,11 +289,7 @@ class EpsClamping(Pitfall):
             raise CreditAuditError(
                 f"--audit-metric={metric_name}: raised {type(exc).__name__}: {exc}"
             ) from exc
-        return self.verdict_of(judge_synthetic(result, thresholds, self.item), thresholds)
-
-    def verdict_of(self, v, thresholds: dict):
-        v.cell = self.cell(v.numbers, thresholds)
-        return v
+        return self.with_cell(judge_synthetic(result, thresholds, self.item), thresholds)
 
 
 PITFALL = EpsClamping()

@@ -7,6 +7,7 @@ from typing import Any
 from credit_audit.records import CheckpointSummary, CheckRecord
 
 __all__ = [
+    "cell_errors",
     "cell_text",
     "checkpoint_summary",
     "demo_verdicts",
@@ -17,12 +18,24 @@ __all__ = [
 
 
 def cell_text(record: CheckRecord | None) -> str:
-    """``VERDICT headline`` for one record (``-`` when the check did not run)."""
+    """``VERDICT headline`` for one record (``-`` when the check did not run, ``VERDICT
+    cell-error`` when its pitfall's ``cell()`` failed: ``record.cell_error`` says why)."""
     if record is None:
         return "-"
+    if record.cell_error:
+        return f"{record.verdict} cell-error"
     if record.verdict == "ERROR" or not record.cell:
         return record.verdict
     return f"{record.verdict} {record.cell}"
+
+
+def cell_errors(records: dict) -> list[tuple[str, str]]:
+    """``(check[subject], why)`` for each record whose pitfall's ``cell()`` failed."""
+    return [
+        (f"{check}[{subject if subject is not None else kind}]", rec.cell_error)
+        for (kind, subject, check), rec in records.items()
+        if rec.cell_error
+    ]
 
 
 def subjects(records: dict, kind: str) -> list:

@@ -128,11 +128,15 @@ def _cell(
     verdict = record.verdict if record else "-"
     text = text or cell_text(record)
     href = f"#{_slug(kind, subject, check)}"
+    error = record.cell_error if record is not None else ""
+    tip = f"{text}: {error}" if error and compact else error or (text if compact else "")
+    title = f' title="{escape(tip)}"' if tip else ""
     if compact:
-        body = f'<a href="{href}" title="{escape(text)}">{_ICONS.get(verdict, "–")}</a>'
+        body = f'<a href="{href}"{title}>{_ICONS.get(verdict, "–")}</a>'
     else:
-        body = f'<a href="{href}">{_ICONS.get(verdict, "–")} {escape(text)}</a>'
-    return f'<td class="ca-cell {_cls(verdict)}">{body}</td>'
+        body = f'<a href="{href}"{title}>{_ICONS.get(verdict, "–")} {escape(text)}</a>'
+    broken = " ca-cell-error" if error else ""
+    return f'<td class="ca-cell {_cls(verdict)}{broken}">{body}</td>'
 
 
 def _groups(page: Page) -> dict:
@@ -219,10 +223,16 @@ def _claim_field(records: dict, claim_id: str, name: str) -> str:
 
 def _legend(page: Page) -> str:
     icons = " ".join(f"{_badge(v)}" for v in _ICONS)
+    broken = (
+        " <b>cell-error</b>: the check's cell() failed (why: the cell's tooltip and the "
+        "check's detail); its verdict stands."
+        if any(r.cell_error for r in page.records.values())
+        else ""
+    )
     return (
         f'<p class="ca-legend">{icons} — a cell links to the check\'s detail. '
         "Γ layer-mean: the headline number, the per-sample cosine of the credit signal with "
-        "backprop's gradient, averaged over samples and layers.</p>"
+        f"backprop's gradient, averaged over samples and layers.{broken}</p>"
     )
 
 
@@ -409,6 +419,11 @@ def check_html(page: Page, record: CheckRecord, seen: dict) -> str:
             seen[body] = record.check
     elif body:
         parts.append('<p class="ca-note">The measured values are in the JSON results.</p>')
+    if record.cell_error:
+        parts.append(
+            f'<p class="ca-cell-error">Its grid cell could not be drawn: '
+            f"{escape(record.cell_error)}</p>"
+        )
     parts.append(_figure(page, record))
     parts.append("</details>")
     return "".join(parts)

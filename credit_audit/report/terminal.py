@@ -7,6 +7,7 @@ import textwrap
 from typing import Any
 
 from credit_audit.report._records import (
+    cell_errors,
     cell_text,
     checkpoint_summary,
     demo_verdicts,
@@ -98,6 +99,23 @@ def _legend(registry: Any, checks: list, overrides: dict) -> list[str]:
     return lines
 
 
+def _cell_error_lines(records: dict) -> list[str]:
+    """Each ``cell-error`` of the grids with its reason: the pitfall's ``cell()`` failed."""
+    broken = cell_errors(records)
+    if not broken:
+        return []
+    lines = ["Cell errors (the check's verdict stands; its pitfall's cell() failed):"]
+    for where, why in broken:
+        lines += textwrap.wrap(
+            f"{where}: {why}",
+            WIDTH,
+            initial_indent="  ",
+            subsequent_indent="      ",
+            break_on_hyphens=False,
+        )
+    return lines
+
+
 def _fit_lines(records: dict, ckpts: list) -> list[str]:
     """Each checkpoint's accuracy and loss on the eval data (a range for a sweep), then a WARN
     line for each that does not do its job there (near chance, or below its stored score)."""
@@ -184,6 +202,7 @@ def summary_lines(
             lines.append("  Γ mean = the layer-mean Γ, the headline number.")
         if claims:
             lines.append("  reproduces = the claim's value, obtained vs stated.")
+    lines += _cell_error_lines(records)
     lines += _fit_lines(records, ckpts)
     lines += _demo_lines(records, demo_verdicts(records, opts, pitfall_ids))
     for (kind, _subject, check), rec in records.items():
