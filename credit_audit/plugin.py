@@ -206,7 +206,7 @@ def pytest_configure(config: pytest.Config) -> None:
         run.partial = PartialLog(opts.json)
     config.pluginmanager.register(AuditHooks(run), "credit_audit_session")
     if html:
-        from credit_audit.report.html import HtmlHooks
+        from credit_audit.html_hooks import HtmlHooks
 
         config.pluginmanager.register(HtmlHooks(run), "credit_audit_html")
 
@@ -427,12 +427,13 @@ class AuditHooks:
         (:mod:`credit_audit.report.partial`); the processes that run checks append to it."""
         if self.run.partial is None or hasattr(session.config, "workerinput"):
             return
+        from credit_audit.factory import demo_explanations  # a killed demo run's page says it
         from credit_audit.report.json_writer import environment
         from credit_audit.report.partial import recover
 
         run, registry, opts = self.run, self.run.registry, self.run.opts
         try:
-            run.recovered = recover(opts.json)
+            run.recovered = recover(opts.json, demo_explanations)
         except CreditAuditError as exc:
             raise pytest.UsageError(str(exc)) from None
         run.partial.start(
@@ -525,6 +526,7 @@ class AuditHooks:
             self.run.interrupted,
             self.run.registry,
             self.run.claims_error,
+            demo=self.run.demo_explanations(),
         )
         if self.run.recovered:
             lines.append(self.run.recovered)

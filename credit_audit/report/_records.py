@@ -13,6 +13,7 @@ __all__ = [
     "demo_verdicts",
     "fit_warning",
     "layer_mean_text",
+    "reference_verdicts",
     "subjects",
 ]
 
@@ -76,3 +77,14 @@ def demo_verdicts(records: dict, opts: Any, pitfall_ids: list) -> dict:
         c: {p: r.verdict for p in pitfall_ids if (r := records.get(("checkpoint", c, p)))}
         for c in subjects(records, "checkpoint")
     }
+
+
+def reference_verdicts(records: dict, pitfall_ids: list) -> dict:
+    """{checkpoint: {check: verdict}} of the demo's reference checkpoints among ``records``
+    (their summary says ``demo``): what a page rebuilt without the run's options explains."""
+    out = {}
+    for c in subjects(records, "checkpoint"):
+        summary = checkpoint_summary(records, c)
+        if summary is not None and summary.demo:
+            out[c] = {p: r.verdict for p in pitfall_ids if (r := records.get(("checkpoint", c, p)))}
+    return out

@@ -1,11 +1,13 @@
 """The reviewer's page: what to conclude, the verdict grids, the sweep view, every check's
 detail, provenance and the checklist; pytest's own log collapsed at the bottom.
 
-One :class:`Page` renders both ways: inside pytest-html's report (:class:`HtmlHooks`, whose
-results-summary hook carries the whole page, so pytest-html stays the engine behind ``--html``)
-and standalone (``python -m credit_audit merge``). Every string that comes from a checkpoint, a
-path, a claims file or an exception goes through :func:`html.escape` before it reaches the page.
-A verdict is always carried by its word and an icon as well as its colour (greyscale, print).
+One :class:`Page` renders both ways: inside pytest-html's report (``credit_audit.html_hooks``,
+whose results-summary hook carries the whole page, so pytest-html stays the engine behind
+``--html``) and standalone (``python -m credit_audit merge``). What the page shows is its
+input: records, the registry, options, and the demo's explanations, which the caller computes.
+Every string that comes from a checkpoint, a path, a claims file or an exception goes through
+:func:`html.escape` before it reaches the page. A verdict is always carried by its word and an
+icon as well as its colour (greyscale, print).
 """
 
 from __future__ import annotations
@@ -18,13 +20,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from credit_audit.records import CheckRecord
 from credit_audit.report._records import (
     cell_text,
     checkpoint_summary,
-    demo_verdicts,
     layer_mean_text,
     subjects,
 )
@@ -37,14 +36,14 @@ from credit_audit.report.figures import (
     wants_figure,
 )
 
-__all__ = ["HtmlHooks", "Page", "audit_html", "standalone_html"]
+__all__ = ["PAGE_SCRIPT", "Page", "audit_html", "standalone_html"]
 
 _ICONS = {"PASS": "✓", "WARN": "!", "FAIL": "✗", "ERROR": "⚠"}
 # a checkpoint file name's seed (dfa_s42, run-seed3, bp.s1): what sets the runs of a group apart
 _SEED = re.compile(r"[-_.]?(?:s|seed)[-_]?\d+$", re.I)
 # the page's own script: a link to a check opens its collapsed detail, and pytest-html's log,
 # durations and environment move into one collapsed block at the bottom; no data in it
-_SCRIPT = """<script>
+PAGE_SCRIPT = """<script>
 (function () {
   function openTarget() {
     var id = decodeURIComponent(window.location.hash.slice(1));
@@ -84,7 +83,9 @@ class Page:
     asked: str = "auto"  # --audit-figures as given
     partial: bool = False
     incomplete: dict = field(default_factory=dict)  # a partial run's reason and what it left
-    demo: dict = field(default_factory=dict)  # the demo's verdicts, when the run is the demo
+    # (checkpoint id, text) per reference checkpoint of the demo, explained by its caller
+    # (credit_audit.factory.demo_explanations), when the run audits the demo
+    demo: list = field(default_factory=list)
 
     @property
     def checkpoints(self) -> list:
@@ -308,14 +309,10 @@ def claims_html(page: Page) -> str:
     )
 
 
-def demo_html(verdicts: dict) -> str:
-    """The demo's reference checkpoints explained (as the terminal explains them)."""
-    from credit_audit.factory import demo_explanations
-
-    items = "".join(
-        f"<li><b>{escape(cid)}</b>: {escape(text)}</li>"
-        for cid, text in demo_explanations(verdicts)
-    )
+def demo_html(explained: list) -> str:
+    """The demo's reference checkpoints explained (as the terminal explains them):
+    ``explained`` is ``[(checkpoint id, text)]``."""
+    items = "".join(f"<li><b>{escape(cid)}</b>: {escape(text)}</li>" for cid, text in explained)
     if not items:
         return ""
     return (
@@ -660,8 +657,10 @@ def standalone_html(
     claim_items: list,
     doc: dict,
     figures: str = "auto",
+    demo: list | None = None,
 ) -> str:
-    """A self-contained page without pytest-html (``python -m credit_audit merge``)."""
+    """A self-contained page without pytest-html (``python -m credit_audit merge``);
+    ``demo``: the demo's explanations, ``[(checkpoint id, text)]``."""
     page = Page(
         records,
         registry,
@@ -673,6 +672,7 @@ def standalone_html(
         asked=figures,
         partial=not doc.get("complete", True),
         incomplete=doc.get("incomplete") or {},
+        demo=list(demo or []),
     )
     if doc.get("rebuilt_from"):
         origin = f"Rebuilt from {doc['rebuilt_from']}, the records a run kept as it finished them."
@@ -684,98 +684,5 @@ def standalone_html(
         f"<style>{_css()}</style></head><body>"
         f"<h1>credit_audit: alignment audit</h1>"
         f"<p>{escape(origin)}</p>"
-        f"{audit_html(page)}{_SCRIPT}</body></html>"
+        f"{audit_html(page)}{PAGE_SCRIPT}</body></html>"
     )
-
-
-class HtmlHooks:
-    """pytest-html hooks: the page goes into pytest-html's summary; pytest's own results
-    table, durations and environment are tucked into a collapsed block at the bottom."""
-
-    def __init__(self, run: Any):
-        self.run = run  # the plugin's AuditRun: records, registry, options
-        self.figures: dict = {}  # record key -> the figure its worker drew
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
-        """An audited check's figure, drawn on the worker that measured it (under xdist a
-        sweep's figures are drawn in parallel, not one after another on the controller) and
-        carried on the report. Outermost wrapper: the plugin's has made the record."""
-        report = yield
-        record = getattr(item, "record", None)
-        mode = self.run.figures()
-        if getattr(report, "credit_audit", None) is not None and record is not None:
-            drawn = None
-            if wants_figure(record.verdict, mode):
-                pitfall = self.run.registry.pitfalls.get(record.check)
-                drawn = figure_svg(pitfall, record.numbers, record.thresholds)
-            report.credit_audit_figure = drawn or ""  # "": none to draw
-        return report
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report) -> None:
-        data = getattr(report, "credit_audit", None)
-        if data is None or hasattr(self.run.config, "workerinput"):
-            return  # an xdist worker's report reaches the controller, which keeps it once
-        figure = getattr(report, "credit_audit_figure", None)
-        if figure is not None:
-            self.figures[(data["kind"], data["subject"], data["check"])] = figure
-
-    def pytest_html_results_table_html(self, report, data: list) -> None:
-        """pytest-html's log of an audited check repeats the check's message, which the
-        audit above shows: leave the repetition out (an ERROR keeps its traceback, and
-        captured output stays)."""
-        record = getattr(report, "credit_audit", None)
-        if record is None or record.get("verdict") == "ERROR" or not data:
-            return
-        if report.longreprtext and data[0] == escape(report.longreprtext) + "\n":
-            del data[0]
-            if not data or data == ["No log output captured."]:
-                data[:] = ["The check's message is in the audit above; no other output."]
-
-    def pytest_html_report_title(self, report) -> None:
-        report.title = "credit_audit: alignment audit"
-
-    def pytest_html_results_summary(self, prefix, summary, postfix) -> None:
-        from credit_audit.report.json_writer import environment
-
-        run = self.run
-        page = Page(
-            run.records,
-            run.registry,
-            list(run.registry.pitfalls),
-            run.claim_items(),
-            options=run.opts.deciding(),
-            environment=environment(),
-            figures=self.figures,
-            mode=run.figures(),
-            asked=run.opts.figures,
-            partial=run.interrupted,
-            incomplete={"reason": "the run was interrupted", "not_audited": run.not_audited()},
-            demo=demo_verdicts(run.records, run.opts, list(run.registry.pitfalls)),
-        )
-        prefix.append(audit_html(page))
-        postfix.append(
-            "<details id=\"credit-audit-pytest\"><summary>pytest's own report: every test's "
-            "log and duration, the environment</summary>"
-            f'<div id="credit-audit-pytest-body"></div></details>{_SCRIPT}'
-        )
-
-    def pytest_metadata(self, metadata, config) -> None:
-        """pytest-metadata's hook: environment and the options that decide the numbers."""
-        from credit_audit.report.json_writer import environment
-
-        # pytest-html renders environment values as HTML: escape ours (paths, class names)
-        for k, v in environment().items():
-            if k not in ("python", "platform"):  # pytest-metadata shows those already
-                metadata[f"credit_audit env {k}"] = escape(str(v))
-        for k, v in self.run.opts.deciding().items():
-            metadata[f"credit_audit option {k}"] = escape(str(v))
-
-    def pytest_html_results_table_row(self, report, cells) -> None:
-        """pytest-html puts the test id into the row unescaped; a checkpoint id is a file
-        name, which may carry markup: replace that cell with an escaped one."""
-        test_id = report.nodeid + ("" if report.when == "call" else f"::{report.when}")
-        for i, cell in enumerate(cells):
-            if cell.startswith('<td class="col-testId">'):
-                cells[i] = f'<td class="col-testId">{escape(test_id)}</td>'

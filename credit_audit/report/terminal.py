@@ -10,7 +10,6 @@ from credit_audit.report._records import (
     cell_errors,
     cell_text,
     checkpoint_summary,
-    demo_verdicts,
     layer_mean_text,
     subjects,
 )
@@ -143,19 +142,20 @@ def _fit_lines(records: dict, ckpts: list) -> list[str]:
     return lines
 
 
-def _demo_lines(records: dict, verdicts: dict) -> list[str]:
-    """The demo's reference checkpoints explained, and a command that audits one by path."""
-    from credit_audit.factory import demo_explained
-
-    explained = demo_explained(verdicts)
+def _demo_lines(records: dict, explained: list) -> list[str]:
+    """The demo's reference checkpoints explained (``explained``: ``[(checkpoint id, text)]``),
+    and a command that audits one by path."""
     if not explained:
         return []
     lines = [
         "",
         "The demo's reference checkpoints are built to show the pitfalls: their failures are "
         "intended.",
-        *explained,
     ]
+    for cid, text in explained:
+        lines += textwrap.wrap(
+            f"{cid}: {text}", WIDTH, initial_indent="  ", subsequent_indent="      "
+        )
     one = next(
         (r for (k, c, _p), r in records.items() if k == "checkpoint" and c == "dfa_s42"), None
     )
@@ -176,9 +176,11 @@ def summary_lines(
     interrupted: bool = False,
     registry: Any = None,
     claims_error: str | None = None,
+    demo: list | None = None,
 ) -> list[str]:
     """Lines for pytest's terminal summary, none wider than :data:`WIDTH`; ``records`` maps
-    (kind, subject, check) -> record; ``registry`` gives the columns' short names and units."""
+    (kind, subject, check) -> record; ``registry`` gives the columns' short names and units;
+    ``demo`` the demo's explanations, ``[(checkpoint id, text)]``, when the run audits it."""
     shorts = {
         pid: p.item.get("short", pid)
         for pid, p in (registry.pitfalls.items() if registry is not None else ())
@@ -204,7 +206,7 @@ def summary_lines(
             lines.append("  reproduces = the claim's value, obtained vs stated.")
     lines += _cell_error_lines(records)
     lines += _fit_lines(records, ckpts)
-    lines += _demo_lines(records, demo_verdicts(records, opts, pitfall_ids))
+    lines += _demo_lines(records, demo or [])
     for (kind, _subject, check), rec in records.items():
         if kind == "known_answer":
             lines.append(
