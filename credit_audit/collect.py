@@ -113,6 +113,18 @@ class AuditRun:
             return not_audited(self.records, selected)
         return not_audited(self.records, self.shard_plan(), self.opts.shard)
 
+    def demo_explanations(self) -> list[tuple[str, str]]:
+        """``[(checkpoint id, text)]``: the demo's reference checkpoints explained, when this
+        run audits the demo (``--ckpt=demo``); what the terminal and the page show of it."""
+        from credit_audit.report._records import demo_verdicts
+
+        verdicts = demo_verdicts(self.records, self.opts, list(self.registry.pitfalls))
+        if not verdicts:
+            return []
+        from credit_audit.factory import demo_explanations
+
+        return demo_explanations(verdicts)
+
     def part(self, subjects: list) -> list:
         """This run's part of ``subjects`` under ``--audit-shard=I/N``: every N-th from the
         I-th (1-based); all of them without a shard."""
@@ -223,7 +235,7 @@ class AuditItem(pytest.Item):
                 extra = {"path": str(audit.ref.path), "checkpoint": audit.summary()}
         if error is not None:  # outside the except block: the message alone, no chain
             self.record = CheckRecord(
-                self.kind, self.subject, self.check, "ERROR", error, error, **extra
+                self.kind, self.subject, self.check, "ERROR", error, error, details=error, **extra
             )
             pytest.fail(error, pytrace=False)
         self.record = CheckRecord.from_verdict(

@@ -234,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     notes = {} if partial else {"merged_from": len(args.parts)}
     try:
-        write_reports(doc, records, args.json, args.html, args.figures, notes)
+        from credit_audit.factory import demo_explanations
+
+        write_reports(doc, records, args.json, args.html, args.figures, notes, demo_explanations)
     except OSError as exc:
         print(f"credit_audit merge: cannot write the report: {exc}")
         return EXIT_USAGE

@@ -184,7 +184,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
         config.pluginmanager.register(XdistHooks(run), "credit_audit_xdist")
     if html:
-        from credit_audit.report.html import HtmlHooks
+        from credit_audit.html_hooks import HtmlHooks
 
         config.pluginmanager.register(HtmlHooks(run), "credit_audit_html")
 
@@ -215,7 +215,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             last = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
             head = call.excinfo.exconly() if call.excinfo else (last[-1] if last else "error")
             record = item.record = CheckRecord(
-                item.kind, item.subject, item.check, "ERROR", head.splitlines()[0][:500], text
+                item.kind,
+                item.subject,
+                item.check,
+                "ERROR",
+                head.splitlines()[0][:500],
+                text,
+                details=text,
             )
         report.credit_audit = record.to_json()
     return report

@@ -21,6 +21,7 @@ __all__ = [
     "CheckpointSummary",
     "Status",
     "Verdict",
+    "compose_message",
     "worst",
 ]
 
@@ -54,13 +55,69 @@ class Status(str):
 @dataclass
 class Verdict:
     """A check's outcome: status, a one-line headline, the full message, its numbers, and the
-    short headline cell of the summary grid."""
+    short headline cell of the summary grid.
+
+    The parts are fields: ``details`` is what was measured (the message without its
+    ``STATUS: headline`` line and the checklist's why and fix), ``cell_error`` why the pitfall's
+    ``cell()`` failed ("" when it did not: the grids show an error cell). Renderers read the fields;
+    ``message`` is the whole text pytest prints and the JSON keeps, composed from them
+    (:meth:`of`).
+    """
 
     status: str
     headline: str
     message: str
     numbers: dict = field(default_factory=dict)
     cell: str = ""
+    details: str = ""
+    cell_error: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        status: str,
+        headline: str,
+        details: str = "",
+        numbers: dict | None = None,
+        cell: str = "",
+        advice: dict | None = None,
+    ) -> Verdict:
+        """A verdict from its parts, its message composed by :func:`compose_message`.
+
+        Example:
+            >>> v = Verdict.of("FAIL", "Γ is 0", "Γ_l = 0 at every layer.", {"gamma": 0.0},
+            ...                advice={"why": "no alignment", "fix": "train longer"})
+            >>> print(v.message)
+            FAIL: Γ is 0
+            <BLANKLINE>
+            Γ_l = 0 at every layer.
+            <BLANKLINE>
+            Why it matters: no alignment
+            How to fix: train longer
+            >>> v.details
+            'Γ_l = 0 at every layer.'
+        """
+        return cls(
+            status,
+            headline,
+            compose_message(status, headline, details, advice),
+            {} if numbers is None else numbers,
+            cell,
+            details,
+        )
+
+
+def compose_message(
+    status: str, headline: str, details: str = "", advice: dict | None = None
+) -> str:
+    """A verdict's whole text: ``STATUS: headline``, then what was measured (``details``), then
+    for a WARN or FAIL the checklist item's why and fix (``advice``: its ``why`` and ``fix``)."""
+    parts = [f"{status}: {headline}"]
+    if details:
+        parts += ["", details]
+    if advice is not None and status in (WARN, FAIL):
+        parts += ["", f"Why it matters: {advice['why']}", f"How to fix: {advice['fix']}"]
+    return "\n".join(parts)
 
 
 def worst(statuses: list[str]) -> str:
@@ -138,6 +195,8 @@ class CheckRecord:
     path: str | None = None
     checkpoint: CheckpointSummary | None = None
     claim: dict | None = None
+    details: str = ""  # what was measured: the verdict's details (Verdict.details)
+    cell_error: str = ""  # why the pitfall's cell() failed: the grids show an error cell
 
     @property
     def key(self) -> tuple:
@@ -157,6 +216,8 @@ class CheckRecord:
             verdict.numbers,
             verdict.cell,
             **extra,
+            details=verdict.details,
+            cell_error=verdict.cell_error,
         )
 
     def to_json(self) -> dict:
@@ -165,7 +226,18 @@ class CheckRecord:
 
     @classmethod
     def from_json(cls, data: dict) -> CheckRecord:
+        """The record of :meth:`to_json`. A record written before ``details`` existed shows
+        its whole message as its details (nothing is parsed out of it).
+
+        Example:
+            >>> old = {"kind": "checkpoint", "subject": "a", "check": "x", "verdict": "PASS",
+            ...        "headline": "h", "message": "PASS: h"}
+            >>> rec = CheckRecord.from_json(old)
+            >>> rec.details, rec.cell_error, CheckRecord.from_json(rec.to_json()) == rec
+            ('PASS: h', '', True)
+        """
         data = dict(data)
+        data.setdefault("details", data.get("message") or "")
         if data.get("checkpoint") is not None:
             data["checkpoint"] = CheckpointSummary(**data["checkpoint"])
         return cls(**data)

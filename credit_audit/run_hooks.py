@@ -73,12 +73,13 @@ class AuditHooks:
         (:mod:`credit_audit.report.partial`); the processes that run checks append to it."""
         if self.run.partial is None or hasattr(session.config, "workerinput"):
             return
+        from credit_audit.factory import demo_explanations  # a killed demo run's page says it
         from credit_audit.report.json_writer import environment
         from credit_audit.report.partial import recover
 
         run, registry, opts = self.run, self.run.registry, self.run.opts
         try:
-            run.recovered = recover(opts.json)
+            run.recovered = recover(opts.json, demo_explanations)
         except CreditAuditError as exc:
             raise pytest.UsageError(str(exc)) from None
         run.partial.start(
@@ -171,6 +172,7 @@ class AuditHooks:
             self.run.interrupted,
             self.run.registry,
             self.run.claims_error,
+            demo=self.run.demo_explanations(),
         )
         if self.run.recovered:
             lines.append(self.run.recovered)

@@ -179,7 +179,7 @@ def test_norms_that_overflow_when_squared_are_not_called_an_eps_clamp():
     assert r.bias[0] == pytest.approx(-0.5)  # the overflowed row's cosine 1 read as 0
     from credit_audit.checklist import checklist_item, default_thresholds
 
-    v = eps_clamping.verdict(r, default_thresholds("eps_clamping"), checklist_item("eps_clamping"))
+    v = eps_clamping.judge(r, default_thresholds("eps_clamping"), checklist_item("eps_clamping"))
     assert v.status == "FAIL"
     assert v.headline.startswith("float32 overflow, not the eps clamp")
 

@@ -61,7 +61,7 @@ def test_eps_clamping_shrinks_by_norm_over_eps():
     assert r.gamma_torch_default[0] == pytest.approx((1.0 * 5e-9 / 1e-8 + 0.0) / 2, abs=1e-6)
     assert r.bias[0] == pytest.approx(0.25 - 0.5, abs=1e-6)
     assert r.clamped_share[0] == 0.5
-    v = eps_clamping.verdict(r, default_thresholds("eps_clamping"), checklist_item("eps_clamping"))
+    v = eps_clamping.judge(r, default_thresholds("eps_clamping"), checklist_item("eps_clamping"))
     assert v.status == "FAIL"
     assert "layer 0" in v.headline
 
@@ -72,7 +72,7 @@ def test_eps_clamping_passes_healthy_gradients():
     g = [torch.randn(50, 8, generator=gen) * 1e-3]
     r = eps_clamping.measure(a, g)
     assert r.bias == [pytest.approx(0.0, abs=1e-7)]
-    v = eps_clamping.verdict(r, default_thresholds("eps_clamping"), checklist_item("eps_clamping"))
+    v = eps_clamping.judge(r, default_thresholds("eps_clamping"), checklist_item("eps_clamping"))
     assert v.status == "PASS"
 
 
@@ -82,9 +82,9 @@ def clamped_metric(a, g):
 
 def test_synthetic_case_fails_torch_default_and_passes_unclamped():
     th, item = default_thresholds("eps_clamping"), checklist_item("eps_clamping")
-    ok = eps_clamping.verdict_synthetic(eps_clamping.measure_synthetic(), th, item)
+    ok = eps_clamping.judge_synthetic(eps_clamping.measure_synthetic(), th, item)
     assert ok.status == "PASS"
-    bad = eps_clamping.verdict_synthetic(
+    bad = eps_clamping.judge_synthetic(
         eps_clamping.measure_synthetic(clamped_metric, "torch default"), th, item
     )
     assert bad.status == "FAIL"
@@ -123,7 +123,7 @@ def test_gradient_floor_finds_rows_that_vanish_only_in_float32():
     assert r.vanished_share[0] == vanished_by_hand
     assert r.gamma_fp32[0] == pytest.approx(cos32.mean().item())
     assert r.median_norm[0] == pytest.approx(n32.double().median().item())
-    v = gradient_floor.verdict(r, th, checklist_item("gradient_floor"))
+    v = gradient_floor.judge(r, th, checklist_item("gradient_floor"))
     assert v.status == "FAIL"
     assert "vanish in float32" in v.message
 
@@ -262,7 +262,7 @@ def test_anchors_fail_when_float32_rounds_the_perturbation_away():
         directions=16,
         seed=0,
     )
-    v = calibration_anchors.verdict(
+    v = calibration_anchors.judge(
         r, default_thresholds("calibration_anchors"), checklist_item("calibration_anchors")
     )
     assert v.status == "FAIL"
@@ -299,8 +299,8 @@ def test_aggregations_against_naive_and_known_spread():
     assert got["deep_layer_mean"] == pytest.approx(0.03)
     assert r.ratio == pytest.approx(0.12 / 0.03)
     th, item = default_thresholds("aggregation_spread"), checklist_item("aggregation_spread")
-    assert aggregation_spread.verdict(r, th, item).status == "FAIL"
-    fixed = aggregation_spread.verdict(r, th, item, protocol_fixed=True)
+    assert aggregation_spread.judge(r, th, item).status == "FAIL"
+    fixed = aggregation_spread.judge(r, th, item, protocol_fixed=True)
     assert fixed.status == "PASS" and "reported, not failed" in fixed.message
 
 
@@ -308,7 +308,7 @@ def test_aggregations_that_disagree_in_sign_fail():
     c = torch.tensor([[0.5, -0.1, -0.1], [-0.1, -0.1, -0.1]], dtype=torch.float64)
     r = aggregation_spread.measure(c)
     assert r.signs_disagree
-    v = aggregation_spread.verdict(
+    v = aggregation_spread.judge(
         r, default_thresholds("aggregation_spread"), checklist_item("aggregation_spread")
     )
     assert v.headline == "the aggregations disagree in sign"
@@ -327,7 +327,7 @@ def test_layer0_dominance_verdicts(gammas, status):
     band_lo, band_hi = [-0.02] * 4, [0.02] * 4
     r = layer0_dominance.measure(gammas, band_lo, band_hi, -0.01, 0.01)
     assert r.layer0_share == pytest.approx(gammas[0] / sum(gammas))
-    v = layer0_dominance.verdict(
+    v = layer0_dominance.judge(
         r, default_thresholds("layer0_dominance"), checklist_item("layer0_dominance")
     )
     assert v.status == status
@@ -335,5 +335,5 @@ def test_layer0_dominance_verdicts(gammas, status):
 
 def test_eps_verdict_fails_a_nan_bias():
     r = eps_clamping.EpsClampingResult(1e-8, [0.1], [float("nan")], [float("nan")], [0.0], [1.0])
-    v = eps_clamping.verdict(r, default_thresholds("eps_clamping"), checklist_item("eps_clamping"))
+    v = eps_clamping.judge(r, default_thresholds("eps_clamping"), checklist_item("eps_clamping"))
     assert v.status == "FAIL"

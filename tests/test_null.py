@@ -72,9 +72,9 @@ def test_bs_specificity_training_bs_vs_fresh_bs():
     src = {"source": "stored"}
     good = bs_specificity.measure(gamma_for_bs(e, grads, b_train), null, th, src, "cpu")
     bad = bs_specificity.measure(gamma_for_bs(e, grads, b_fresh), null, th, src, "cpu")
-    assert bs_specificity.verdict(good, th, item).status == "PASS"
+    assert bs_specificity.judge(good, th, item).status == "PASS"
     assert good.p_value == pytest.approx(1 / 501)
-    assert bs_specificity.verdict(bad, th, item).status == "FAIL"
+    assert bs_specificity.judge(bad, th, item).status == "FAIL"
     lm = null.mean(1).numpy()
     assert bad.layer_mean_p01 == pytest.approx(np.percentile(lm, 1))
     assert good.z == pytest.approx((good.gamma_layer_mean - lm.mean()) / lm.std(ddof=1))
@@ -94,13 +94,13 @@ def test_alternative_generators_are_placed_against_the_same_band():
     }
     assert (
         "rerun with --bs-device=cpu"
-        in bs_specificity.verdict(r, th, checklist_item("bs_specificity")).message
+        in bs_specificity.judge(r, th, checklist_item("bs_specificity")).message
     )
     # outside the band but below it, the other generator reproduces no alignment
     r.alternatives.clear()
     bs_specificity.place_alternatives(r, {"cpu": [-0.2, -0.3]})
     assert r.alternatives["cpu"]["side"] == "below"
-    message = bs_specificity.verdict(r, th, checklist_item("bs_specificity")).message
+    message = bs_specificity.judge(r, th, checklist_item("bs_specificity")).message
     assert "Γ = -0.2500, below the band." in message and "--bs-device" not in message
 
 

@@ -1,5 +1,6 @@
 """The seams: registries, the options table, one computation per need, user fixtures and hooks."""
 
+import html
 import json
 import math
 import textwrap
@@ -235,6 +236,55 @@ def test_user_fixture_and_hooks_extend_the_audit(pytester, small_ckpt):
     doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
     assert doc["checkpoints"][0]["rule"] == "flipped"
     assert "deep_mean" in doc["checkpoints"][0]["checks"]
+
+
+BROKEN_CELL_CONFTEST = """
+from credit_audit.pitfalls import Pitfall
+from credit_audit.records import Verdict
+
+
+class BrokenCell(Pitfall):
+    id = "broken_cell"
+    checklist = {"id": "broken_cell", "title": "a broken cell", "question": "Does it draw?",
+                 "report": "x", "check": "conftest", "why": "w", "fix": "f", "thresholds": {}}
+
+    def measure(self, ctx, thresholds):
+        return 1.0
+
+    def judge(self, result, thresholds):
+        return Verdict.of("PASS", "measured one", "measured 1.0", {"v": result})
+
+    def cell(self, numbers, thresholds):
+        return f"x {numbers['x']}"
+
+
+def pytest_credit_audit_register(registry):
+    registry.add_pitfall(BrokenCell())
+"""
+
+
+def test_a_pitfalls_cell_that_raises_is_an_error_cell_the_reports_show(pytester, small_ckpt):
+    """A cell() that raises leaves the verdict standing and shows as ``cell-error`` in the
+    terminal's grid (its reason below it), in the page's grid (the reason in the tooltip and
+    the check's detail) and in the JSON; before, the cell was silently left empty."""
+    pytester.makeconftest(BROKEN_CELL_CONFTEST)
+    result = pytester.runpytest(
+        f"--ckpt={small_ckpt}", "--data=digits", "-k", "broken_cell", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+    why = "cell() raised KeyError: 'x'"
+    result.stdout.fnmatch_lines(
+        ["small*PASS cell-error*", "Cell errors*", f"  broken_cell[small]: {why}"]
+    )
+    doc = json.loads((pytester.path / "credit-audit" / "results.json").read_text())
+    check = doc["checkpoints"][0]["checks"]["broken_cell"]
+    assert check["verdict"] == "PASS" and check["cell_error"] == why
+    page = (pytester.path / "credit-audit" / "report.html").read_text()
+    start = page.index('id="credit-audit-grid"')
+    grid = page[start : page.index("</table>", start)]
+    assert '<td class="ca-cell ca-PASS ca-cell-error">' in grid
+    assert f'title="{html.escape(why)}"' in grid and "PASS cell-error</a>" in grid
+    assert f"Its grid cell could not be drawn: {html.escape(why)}" in page
 
 
 def test_a_rule_given_as_module_function(pytester, small_ckpt):

@@ -25,7 +25,7 @@ ALPHA = (TH["band_low_pct"] + 100 - TH["band_high_pct"]) / 100
 def placed(gammas, null, **thresholds):
     th = TH | thresholds
     r = bs_specificity.measure(gammas, null, th, {"source": "stored"}, "numpy")
-    return r, bs_specificity.verdict(r, th, ITEM)
+    return r, bs_specificity.judge(r, th, ITEM)
 
 
 def gaussian_null(draws, layers, std=0.01, seed=0):
@@ -302,7 +302,7 @@ def test_layer0_below_its_band_is_named_anti_aligned_not_aligned():
     item = checklist_item("layer0_dominance")
     r = l0.measure([-0.3, 0.2, 0.2], [-0.02] * 3, [0.02] * 3, -0.01, 0.01)
     assert r.layer0_below and r.layer0_share is not None  # the sum is positive
-    v = l0.verdict(r, th, item)
+    v = l0.judge(r, th, item)
     assert v.status == "WARN" and "below its own null band (anti-aligned)" in v.headline
     assert "aligned layer" not in v.message
     assert l0.PITFALL.cell(v.numbers, th) == "l0 anti"

@@ -64,7 +64,7 @@ def test_rho_claims_aggregate_per_sample_rho_and_the_deep_mean_leaves_layer0_out
 
 def _bands(gammas, p01, p99, lm01, lm99):
     r = layer0_dominance.measure(gammas, p01, p99, lm01, lm99)
-    return r, layer0_dominance.verdict(
+    return r, layer0_dominance.judge(
         r, default_thresholds("layer0_dominance"), checklist_item("layer0_dominance")
     )
 
@@ -94,7 +94,7 @@ def test_bs_specificity_names_the_layers_outside_their_band():
     th = default_thresholds("bs_specificity")
     r = bs_specificity.measure(gammas, null, th, {"source": "stored"}, "cpu")
     assert r.inside_band
-    v = bs_specificity.verdict(r, th, checklist_item("bs_specificity"))
+    v = bs_specificity.judge(r, th, checklist_item("bs_specificity"))
     assert v.status == "FAIL"
     assert "no evidence the network adapted" not in v.headline
     z0 = (gammas[0] - null[:, 0].mean()) / null[:, 0].std(ddof=1)
@@ -103,7 +103,7 @@ def test_bs_specificity_names_the_layers_outside_their_band():
     # and where every layer is inside, the old reading stands
     quiet = bs_specificity.measure([0.001, 0.0, -0.001, 0.0, 0.0], null, th, {}, "cpu")
     item = checklist_item("bs_specificity")
-    assert "no evidence the network adapted" in bs_specificity.verdict(quiet, th, item).headline
+    assert "no evidence the network adapted" in bs_specificity.judge(quiet, th, item).headline
 
 
 def test_anchored_rho_is_not_measurable_where_the_positive_anchor_measured_nothing(demo_run):
@@ -162,7 +162,7 @@ def _anchors(pos, pos_se, neg=0.0, neg_se=0.005, layers=1, n=400):
 
 def _verdict(result, **overrides):
     th = {**default_thresholds(ANCHORS), **overrides}
-    return calibration_anchors.verdict(result, th, checklist_item(ANCHORS))
+    return calibration_anchors.judge(result, th, checklist_item(ANCHORS))
 
 
 def test_a_value_within_its_measurement_error_of_a_threshold_is_borderline_on_every_device():
@@ -258,7 +258,7 @@ def test_an_aggregation_ratio_within_float32_rounding_of_its_threshold_is_border
     def judged(ratio, error, within=False, ratio64=None):
         r = AggregationResult({"mean_samples_mean_layers": 0.1}, 0.1, ratio, False, None, ratio64)
         r.ratio_error, r.signs_within_rounding = error, within
-        return agg.verdict(r, th, item)
+        return agg.judge(r, th, item)
 
     assert judged(2.003, 0.01).status == "WARN" and "borderline" in judged(2.003, 0.01).headline
     assert judged(1.998, 0.01).status == "WARN"

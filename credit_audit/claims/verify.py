@@ -158,19 +158,12 @@ class ClaimVerifier:
         numbers = {"missing": claim.missing}
         if claim.missing:
             head = f"the claim does not state {', '.join(claim.missing)}"
-            msg = (
-                f"FAIL: {head}\n\nThe checklist requires every claim to state: layers, "
-                "aggregation, cosine, bs, data, n_eval. Without them the number cannot be "
-                "reproduced by anyone else."
+            details = (
+                "The checklist requires every claim to state: layers, aggregation, cosine, bs, "
+                "data, n_eval. Without them the number cannot be reproduced by anyone else."
             )
-            return Verdict(FAIL, head, msg, numbers, f"missing {len(claim.missing)}")
-        return Verdict(
-            PASS,
-            "every field the checklist requires is stated",
-            "PASS: every field the checklist requires is stated",
-            numbers,
-            "",
-        )
+            return Verdict.of(FAIL, head, details, numbers, f"missing {len(claim.missing)}")
+        return Verdict.of(PASS, "every field the checklist requires is stated", "", numbers)
 
     def _reproduces(self, audit: Any, claim: Claim) -> Verdict:
         if claim.sha256 and audit.ckpt.sha256 != claim.sha256:
@@ -179,9 +172,7 @@ class ClaimVerifier:
                 f"{claim.sha256[:12]}…: another file than the one the claim was made on"
             )
             numbers = {"sha256": audit.ckpt.sha256, "expected_sha256": claim.sha256}
-            return Verdict(
-                FAIL, head, f"FAIL: {head}\n\nfile: {audit.ref.path}", numbers, "sha256 differs"
-            )
+            return Verdict.of(FAIL, head, f"file: {audit.ref.path}", numbers, "sha256 differs")
         obtained, how = claim_value(audit, claim)
         expected = claim.value
         diff = obtained - expected
@@ -206,12 +197,12 @@ class ClaimVerifier:
             head = (
                 f"obtained {obtained:+.4f}, expected {expected:+.4f} (within ±{claim.tolerance:g})"
             )
-            return Verdict(PASS, head, f"PASS: {head}\n\n{measured}", numbers, cell)
+            return Verdict.of(PASS, head, measured, numbers, cell)
         head = (
             f"obtained {obtained:+.4f}, expected {expected:+.4f}: off by {diff:+.4f} "
             f"(tolerance ±{claim.tolerance:g})"
         )
-        return Verdict(FAIL, head, f"FAIL: {head}\n\n{measured}", numbers, cell)
+        return Verdict.of(FAIL, head, measured, numbers, cell)
 
     def summary(self, claim_id: str) -> dict:
         fields = dataclasses.asdict(self.claims[claim_id])

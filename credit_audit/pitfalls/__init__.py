@@ -1,7 +1,7 @@
 """The pitfalls: one module each, holding everything about its pitfall.
 
 A pitfall module has a pure ``measure()`` on tensors returning a small dataclass, a
-``verdict()``, and a ``PITFALL`` object (a :class:`Pitfall`) that gathers the tensors the
+``judge()``, and a ``PITFALL`` object (a :class:`Pitfall`) that gathers the tensors the
 measurement needs from an audit context, and owns the headline cell of the summary grid, the
 figure, the checkpoint-level summary fields it contributes, and its applicability to a claim.
 Its thresholds, title, question and fix text come from its item in ``CHECKLIST.yaml``, whose
@@ -57,13 +57,18 @@ class Pitfall:
         raise NotImplementedError
 
     def verdict(self, result: Any, thresholds: dict) -> Verdict:
-        """The verdict with its headline cell filled in."""
-        v = self.judge(result, thresholds)
-        if not v.cell:
+        """The verdict with its headline cell filled in (:meth:`with_cell`)."""
+        return self.with_cell(self.judge(result, thresholds), thresholds)
+
+    def with_cell(self, v: Verdict, thresholds: dict) -> Verdict:
+        """``v`` with its headline cell, unless it has one. A ``cell()`` that raises leaves
+        the verdict standing and says why in ``cell_error``, which the grids show as an error
+        cell: a broken cell must not vanish from the grid."""
+        if not v.cell and not v.cell_error:
             try:
                 v.cell = self.cell(v.numbers, thresholds)
-            except (KeyError, TypeError, ValueError, IndexError):
-                v.cell = ""
+            except Exception as exc:  # a conftest's cell() may raise anything
+                v.cell_error = f"cell() raised {type(exc).__name__}: {exc}"
         return v
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
@@ -92,12 +97,15 @@ class Pitfall:
 
 
 def not_applicable(verdict: Verdict, why: str) -> Verdict:
-    """A check that does not bear on a claim: PASS, with what it measured kept below."""
-    return Verdict(
+    """A check that does not bear on a claim: PASS, with what it measured kept below (the
+    message quotes the check's whole message; the details, what it measured)."""
+    said = f"What the check measured ({verdict.status}: {verdict.headline}):\n"
+    out = Verdict.of(
         "PASS",
         f"not applicable to this claim: {why}",
-        f"PASS: not applicable to this claim: {why}\n\nWhat the check measured "
-        f"({verdict.status}: {verdict.headline}):\n{verdict.message}",
+        said + verdict.message,
         verdict.numbers,
         "n/a",
     )
+    out.details = said + verdict.details
+    return out

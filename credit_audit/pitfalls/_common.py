@@ -113,8 +113,6 @@ def table(header: list[str], rows: list[list]) -> str:
 
 
 def compose(status: str, headline: str, measured: str, item: dict, numbers: dict) -> Verdict:
-    """Build a verdict message: what was measured, the thresholds, why, and the fix."""
-    parts = [f"{status}: {headline}", "", measured]
-    if status in (WARN, FAIL):
-        parts += ["", f"Why it matters: {item['why']}", f"How to fix: {item['fix']}"]
-    return Verdict(status=status, headline=headline, message="\n".join(parts), numbers=numbers)
+    """A verdict from its parts: what was measured (its ``details``) and, in its message, the
+    thresholds, why and the fix (the checklist ``item``'s, for a WARN or FAIL)."""
+    return Verdict.of(status, headline, measured, numbers, advice=item)

@@ -11,7 +11,7 @@ from credit_audit.pitfalls._specificity_null import (
     layers_outside,
 )
 
-__all__ = ["ANTI", "verdict"]
+__all__ = ["ANTI", "judge"]
 
 #: how a signal that points against the gradient is named, for the layer mean and per layer
 ANTI = "anti-aligned: the signal points against the gradient; check the rule's sign convention"
@@ -39,7 +39,7 @@ def _holm_text(r: BsSpecificityResult) -> str:
     return text
 
 
-def verdict(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdict:
+def judge(result: BsSpecificityResult, thresholds: dict, item: dict) -> Verdict:
     """PASS only when the given Bs' layer-mean Γ lies above the null band (and is positive).
 
     Inside the band: FAIL, no evidence of adaptation (the layers Holm calls adapted or

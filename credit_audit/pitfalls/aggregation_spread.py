@@ -22,7 +22,7 @@ from credit_audit.pitfalls._common import (
     table,
 )
 
-__all__ = ["PITFALL", "SEED_FOUR", "AggregationResult", "aggregations", "measure", "verdict"]
+__all__ = ["PITFALL", "SEED_FOUR", "AggregationResult", "aggregations", "measure", "judge"]
 
 SEED_FOUR = (
     "mean_samples_mean_layers",
@@ -136,7 +136,7 @@ def measure(cos, cos64=None) -> AggregationResult:
     )
 
 
-def verdict(
+def judge(
     result: AggregationResult, thresholds: dict, item: dict, protocol_fixed: bool = False
 ) -> Verdict:
     """FAIL on opposite signs or ratio > fail_ratio; WARN above warn_ratio; a ratio within its
@@ -197,7 +197,7 @@ class AggregationSpread(Pitfall):
         return measure(ctx.pass32.cos, ctx.pass64.cos)
 
     def judge(self, result: AggregationResult, thresholds: dict):
-        return verdict(result, thresholds, self.item)
+        return judge(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
         t = thresholds
@@ -224,13 +224,13 @@ class AggregationSpread(Pitfall):
         strategies = result.strategies if result else aggregations(ctx.pass32.cos)
         return {"aggregations": {k: strategies[k] for k in SEED_FOUR}}
 
-    def for_claim(self, verdict_, claim: Any, ctx: Any):
+    def for_claim(self, verdict, claim: Any, ctx: Any):
         if claim.aggregation and claim.layers:
             th = ctx.thresholds(self.id)
-            v = verdict(ctx.result(self.id), th, self.item, protocol_fixed=True)
+            v = judge(ctx.result(self.id), th, self.item, protocol_fixed=True)
             v.cell = self.cell(v.numbers, th)
             return v
-        return verdict_
+        return verdict
 
 
 PITFALL = AggregationSpread()

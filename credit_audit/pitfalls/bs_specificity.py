@@ -24,7 +24,7 @@ from credit_audit.pitfalls._specificity_null import (
     measure,
     place_alternatives,
 )
-from credit_audit.pitfalls._specificity_text import ANTI, verdict
+from credit_audit.pitfalls._specificity_text import ANTI, judge
 
 #: what draws the null's fresh Bs (``credit_audit.rules.null_generator``)
 NULL_STREAM = "counter-based stream: the same draws on every device"
@@ -38,7 +38,7 @@ __all__ = [
     "layers_outside",
     "measure",
     "place_alternatives",
-    "verdict",
+    "judge",
 ]
 
 
@@ -72,7 +72,7 @@ class BsSpecificity(Pitfall):
         return result
 
     def judge(self, result: BsSpecificityResult, thresholds: dict) -> Verdict:
-        return verdict(result, thresholds, self.item)
+        return judge(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
         anti = " anti" if numbers.get("side") == "below" else ""
@@ -123,9 +123,7 @@ class BsSpecificity(Pitfall):
             )
         elif r.side == "inside":
             head = "inside the null band, as a 'not aligned' claim says"
-            return Verdict(
-                PASS, head, f"PASS: {head}\n\n{verdict.message}", verdict.numbers, verdict.cell
-            )
+            return _restated(PASS, head, verdict)
         elif r.side == "below":
             head = (
                 f"the claim says 'not aligned' but the layer-mean Γ {r.gamma_layer_mean:+.4f} "
@@ -137,9 +135,15 @@ class BsSpecificity(Pitfall):
                 f"the claim says 'not aligned' but the layer-mean Γ {r.gamma_layer_mean:+.4f} "
                 f"lies above the null band [{r.layer_mean_p01:+.4f}, {r.layer_mean_p99:+.4f}]"
             )
-        return Verdict(
-            FAIL, head, f"FAIL: {head}\n\n{verdict.message}", verdict.numbers, verdict.cell
-        )
+        return _restated(FAIL, head, verdict)
+
+
+def _restated(status: str, head: str, verdict: Verdict) -> Verdict:
+    """The checkpoint's ``verdict`` judged again for a claim: the message quotes it whole, the
+    details keep its verdict line and what it measured."""
+    out = Verdict.of(status, head, verdict.message, verdict.numbers, verdict.cell)
+    out.details = f"{verdict.status}: {verdict.headline}\n\n{verdict.details}"
+    return out
 
 
 def _claim_layers_mean(r: BsSpecificityResult, claim: Any) -> tuple[list, float]:

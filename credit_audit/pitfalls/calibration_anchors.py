@@ -27,7 +27,7 @@ from credit_audit.pitfalls._common import (
 )
 from credit_audit.records import worst
 
-__all__ = ["PITFALL", "AnchorsResult", "measure", "verdict"]
+__all__ = ["PITFALL", "AnchorsResult", "judge", "measure"]
 
 
 @dataclass
@@ -206,7 +206,7 @@ def _anchored_text(v: float | None) -> str:
     return "not measurable" if v is None else fmt(v)
 
 
-def verdict(result: AnchorsResult, thresholds: dict, item: dict) -> Verdict:
+def judge(result: AnchorsResult, thresholds: dict, item: dict) -> Verdict:
     """The anchors of the metric the user reports (``metric``: gamma, rho or both).
 
     FAIL when a positive anchor lies below ``min_positive`` or a negative anchor outside
@@ -314,7 +314,7 @@ class CalibrationAnchors(Pitfall):
         )
 
     def judge(self, result: AnchorsResult, thresholds: dict):
-        return verdict(result, thresholds, self.item)
+        return judge(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
         """The worst finding's anchor and value (a WARN on Γ(rand) showed the min ρ(g));
@@ -388,7 +388,7 @@ class CalibrationAnchors(Pitfall):
         layer-0 share."""
         return {**thresholds, "metric": "rho" if claim.metric == "rho" else "gamma"}
 
-    def for_claim(self, verdict_, claim: Any, ctx: Any):
+    def for_claim(self, verdict, claim: Any, ctx: Any):
         """Judged again for the metric the claim reports, from the same measurement."""
         thresholds = self.claim_thresholds(ctx.thresholds(self.id), claim)
         return self.verdict(ctx.result(self.id), thresholds)

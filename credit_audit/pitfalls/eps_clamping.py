@@ -29,8 +29,8 @@ __all__ = [
     "SyntheticResult",
     "measure",
     "measure_synthetic",
-    "verdict",
-    "verdict_synthetic",
+    "judge",
+    "judge_synthetic",
 ]
 
 SYNTHETIC_SCALES = (1.0, 1e-4, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12)
@@ -104,7 +104,7 @@ def _sqrt_max(dtype: str) -> float:
     return torch.finfo(getattr(torch, dtype, torch.float32)).max ** 0.5
 
 
-def verdict(result: EpsClampingResult, thresholds: dict, item: dict) -> Verdict:
+def judge(result: EpsClampingResult, thresholds: dict, item: dict) -> Verdict:
     """FAIL when any layer's |bias| exceeds ``max_abs_bias``."""
     limit = thresholds["max_abs_bias"]
     bad = [i for i, b in enumerate(result.bias) if not abs(b) <= limit]  # NaN fails too
@@ -205,7 +205,7 @@ def measure_synthetic(
     return out
 
 
-def verdict_synthetic(result: SyntheticResult, thresholds: dict, item: dict) -> Verdict:
+def judge_synthetic(result: SyntheticResult, thresholds: dict, item: dict) -> Verdict:
     """FAIL when the metric misses the built-in cosine by more than ``synthetic_tolerance``."""
     tol = thresholds["synthetic_tolerance"]
     rows = [
@@ -242,7 +242,7 @@ class EpsClamping(Pitfall):
         )
 
     def judge(self, result: EpsClampingResult, thresholds: dict):
-        return verdict(result, thresholds, self.item)
+        return judge(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
         if "max_error" in numbers:
@@ -289,11 +289,7 @@ class EpsClamping(Pitfall):
             raise CreditAuditError(
                 f"--audit-metric={metric_name}: raised {type(exc).__name__}: {exc}"
             ) from exc
-        return self.verdict_of(verdict_synthetic(result, thresholds, self.item), thresholds)
-
-    def verdict_of(self, v, thresholds: dict):
-        v.cell = self.cell(v.numbers, thresholds)
-        return v
+        return self.with_cell(judge_synthetic(result, thresholds, self.item), thresholds)
 
 
 PITFALL = EpsClamping()

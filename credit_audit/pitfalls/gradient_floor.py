@@ -24,7 +24,7 @@ from credit_audit.pitfalls._common import (
     table,
 )
 
-__all__ = ["PITFALL", "GradientFloorResult", "measure", "sample_profile", "verdict"]
+__all__ = ["PITFALL", "GradientFloorResult", "measure", "sample_profile", "judge"]
 
 
 @dataclass
@@ -166,7 +166,7 @@ def measure(
     return r
 
 
-def verdict(result: GradientFloorResult, thresholds: dict, item: dict) -> Verdict:
+def judge(result: GradientFloorResult, thresholds: dict, item: dict) -> Verdict:
     """FAIL on a floor-level median, a Γ that moves in float64, or vanished / off rows."""
     t = thresholds
     key = f"{t['support_tau']:g}"
@@ -271,7 +271,7 @@ class GradientFloor(Pitfall):
         )
 
     def judge(self, result: GradientFloorResult, thresholds: dict):
-        return verdict(result, thresholds, self.item)
+        return judge(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
         """The finding that decides the verdict, in the verdict's order: the floor, float64's

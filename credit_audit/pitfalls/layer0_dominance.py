@@ -8,7 +8,7 @@ from typing import Any
 from credit_audit.pitfalls import Pitfall, not_applicable
 from credit_audit.pitfalls._common import FAIL, PASS, WARN, Verdict, compose, fmt_beside, table
 
-__all__ = ["PITFALL", "Layer0Result", "measure", "verdict"]
+__all__ = ["PITFALL", "Layer0Result", "measure", "judge"]
 
 
 @dataclass
@@ -62,7 +62,7 @@ def measure(
     )
 
 
-def verdict(result: Layer0Result, thresholds: dict, item: dict) -> Verdict:
+def judge(result: Layer0Result, thresholds: dict, item: dict) -> Verdict:
     """FAIL: share > max_share and ≥ deep_null_fraction of deep layers inside their band.
 
     The share means nothing (WARN, pointing to bs_specificity) only where layer 0 itself lies
@@ -128,7 +128,7 @@ class Layer0Dominance(Pitfall):
         )
 
     def judge(self, result: Layer0Result, thresholds: dict):
-        return verdict(result, thresholds, self.item)
+        return judge(result, thresholds, self.item)
 
     def cell(self, numbers: dict, thresholds: dict) -> str:
         """Layer 0's share, or why it means nothing (the WARN showed a share below the
@@ -166,13 +166,13 @@ class Layer0Dominance(Pitfall):
     def summary(self, ctx: Any, result: Layer0Result | None) -> dict:
         return {} if result is None else {"layer0_share": result.layer0_share}
 
-    def for_claim(self, verdict_, claim: Any, ctx: Any):
+    def for_claim(self, verdict, claim: Any, ctx: Any):
         if not (claim.asserts == "aligned" and 0 in (claim.layers or [0])):
             return not_applicable(
-                verdict_,
+                verdict,
                 "the claim does not assert the alignment of a layer set that includes layer 0",
             )
-        return verdict_
+        return verdict
 
 
 PITFALL = Layer0Dominance()

@@ -7,22 +7,36 @@ from typing import Any
 from credit_audit.records import CheckpointSummary, CheckRecord
 
 __all__ = [
+    "cell_errors",
     "cell_text",
     "checkpoint_summary",
     "demo_verdicts",
     "fit_warning",
     "layer_mean_text",
+    "reference_verdicts",
     "subjects",
 ]
 
 
 def cell_text(record: CheckRecord | None) -> str:
-    """``VERDICT headline`` for one record (``-`` when the check did not run)."""
+    """``VERDICT headline`` for one record (``-`` when the check did not run, ``VERDICT
+    cell-error`` when its pitfall's ``cell()`` failed: ``record.cell_error`` says why)."""
     if record is None:
         return "-"
+    if record.cell_error:
+        return f"{record.verdict} cell-error"
     if record.verdict == "ERROR" or not record.cell:
         return record.verdict
     return f"{record.verdict} {record.cell}"
+
+
+def cell_errors(records: dict) -> list[tuple[str, str]]:
+    """``(check[subject], why)`` for each record whose pitfall's ``cell()`` failed."""
+    return [
+        (f"{check}[{subject if subject is not None else kind}]", rec.cell_error)
+        for (kind, subject, check), rec in records.items()
+        if rec.cell_error
+    ]
 
 
 def subjects(records: dict, kind: str) -> list:
@@ -63,3 +77,14 @@ def demo_verdicts(records: dict, opts: Any, pitfall_ids: list) -> dict:
         c: {p: r.verdict for p in pitfall_ids if (r := records.get(("checkpoint", c, p)))}
         for c in subjects(records, "checkpoint")
     }
+
+
+def reference_verdicts(records: dict, pitfall_ids: list) -> dict:
+    """{checkpoint: {check: verdict}} of the demo's reference checkpoints among ``records``
+    (their summary says ``demo``): what a page rebuilt without the run's options explains."""
+    out = {}
+    for c in subjects(records, "checkpoint"):
+        summary = checkpoint_summary(records, c)
+        if summary is not None and summary.demo:
+            out[c] = {p: r.verdict for p in pitfall_ids if (r := records.get(("checkpoint", c, p)))}
+    return out

@@ -53,7 +53,7 @@ def checkpoint_sentence(
     if not recs:
         return ERROR, "no check ran."
     if all(r.verdict == ERROR for r in recs):
-        first = recs[0].headline or recs[0].message.splitlines()[0]
+        first = (recs[0].headline or recs[0].details or "no reason given").splitlines()[0]
         return ERROR, f"could not be audited: {first}"
     gamma = layer_mean_text(records, ckpt)
     head = f"Γ = {gamma}" if gamma != "n/a" else "its Γ"

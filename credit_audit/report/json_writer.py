@@ -108,6 +108,8 @@ def assemble(
             "numbers": rec.numbers,
             "thresholds": rec.thresholds,
         }
+        if rec.cell_error:  # the pitfall's cell() failed: the grids show an error cell
+            entry["cell_error"] = rec.cell_error
         if kind == "known_answer":
             known_answers[check] = entry
         elif kind == "claim":

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from credit_audit._errors import CreditAuditError
@@ -211,12 +212,16 @@ def write_reports(
     html_path: Path | None,
     figures: str,
     page_notes: dict | None = None,
+    explain_demo: Callable[[dict], list] | None = None,
 ) -> None:
     """A rebuilt or merged document as the JSON and its self-contained page (None: no page;
     ``page_notes``: what only the page says, such as ``merged_from``), each written whole (a
-    temporary file, then renamed)."""
+    temporary file, then renamed). ``explain_demo`` turns the demo's verdicts ({checkpoint:
+    {check: verdict}}) into the page's explanations (``credit_audit.factory.demo_explanations``;
+    None: the page explains no demo)."""
     from credit_audit.claims import CLAIM_ITEMS
     from credit_audit.registry import default_registry
+    from credit_audit.report._records import reference_verdicts
     from credit_audit.report.html import standalone_html
     from credit_audit.report.json_writer import write_document
 
@@ -226,7 +231,11 @@ def write_reports(
     pitfall_ids = list(doc["thresholds"])
     claim_items = [*CLAIM_ITEMS, *pitfall_ids]
     shown = {**doc, **(page_notes or {})}
-    page = standalone_html(records, default_registry(), pitfall_ids, claim_items, shown, figures)
+    verdicts = reference_verdicts(records, pitfall_ids)
+    demo = explain_demo(verdicts) if explain_demo is not None and verdicts else []
+    page = standalone_html(
+        records, default_registry(), pitfall_ids, claim_items, shown, figures, demo
+    )
     html_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = html_path.with_name(html_path.name + f".tmp{os.getpid()}")
     tmp.write_text(page, encoding="utf-8")
@@ -261,7 +270,9 @@ def still_written(path: Path) -> str | None:
     return None
 
 
-def recover(json_path: str | Path) -> str | None:
+def recover(
+    json_path: str | Path, explain_demo: Callable[[dict], list] | None = None
+) -> str | None:
     """A partial file left at ``json_path`` by a killed run becomes its reports, beside this
     run's (``results.killed-<start>.json`` and ``report.killed-<start>.html``), and is removed;
     returns the line that says so, or None when there was none. One that holds nothing or
@@ -290,7 +301,7 @@ def recover(json_path: str | Path) -> str | None:
     json_path, html = outputs(path)
     json_out = json_path.with_name(f"{json_path.stem}.killed-{stamp}.json")
     html_out = html.with_name(f"{html.stem}.killed-{stamp}.html") if html else None
-    write_reports(doc, records, json_out, html_out, "auto")
+    write_reports(doc, records, json_out, html_out, "auto", explain_demo=explain_demo)
     path.unlink()
     left = doc["incomplete"]["not_audited"]
     counts = [

@@ -7,9 +7,9 @@ import textwrap
 from typing import Any
 
 from credit_audit.report._records import (
+    cell_errors,
     cell_text,
     checkpoint_summary,
-    demo_verdicts,
     layer_mean_text,
     subjects,
 )
@@ -98,6 +98,23 @@ def _legend(registry: Any, checks: list, overrides: dict) -> list[str]:
     return lines
 
 
+def _cell_error_lines(records: dict) -> list[str]:
+    """Each ``cell-error`` of the grids with its reason: the pitfall's ``cell()`` failed."""
+    broken = cell_errors(records)
+    if not broken:
+        return []
+    lines = ["Cell errors (the check's verdict stands; its pitfall's cell() failed):"]
+    for where, why in broken:
+        lines += textwrap.wrap(
+            f"{where}: {why}",
+            WIDTH,
+            initial_indent="  ",
+            subsequent_indent="      ",
+            break_on_hyphens=False,
+        )
+    return lines
+
+
 def _fit_lines(records: dict, ckpts: list) -> list[str]:
     """Each checkpoint's accuracy and loss on the eval data (a range for a sweep), then a WARN
     line for each that does not do its job there (near chance, or below its stored score)."""
@@ -125,19 +142,20 @@ def _fit_lines(records: dict, ckpts: list) -> list[str]:
     return lines
 
 
-def _demo_lines(records: dict, verdicts: dict) -> list[str]:
-    """The demo's reference checkpoints explained, and a command that audits one by path."""
-    from credit_audit.factory import demo_explained
-
-    explained = demo_explained(verdicts)
+def _demo_lines(records: dict, explained: list) -> list[str]:
+    """The demo's reference checkpoints explained (``explained``: ``[(checkpoint id, text)]``),
+    and a command that audits one by path."""
     if not explained:
         return []
     lines = [
         "",
         "The demo's reference checkpoints are built to show the pitfalls: their failures are "
         "intended.",
-        *explained,
     ]
+    for cid, text in explained:
+        lines += textwrap.wrap(
+            f"{cid}: {text}", WIDTH, initial_indent="  ", subsequent_indent="      "
+        )
     one = next(
         (r for (k, c, _p), r in records.items() if k == "checkpoint" and c == "dfa_s42"), None
     )
@@ -158,9 +176,11 @@ def summary_lines(
     interrupted: bool = False,
     registry: Any = None,
     claims_error: str | None = None,
+    demo: list | None = None,
 ) -> list[str]:
     """Lines for pytest's terminal summary, none wider than :data:`WIDTH`; ``records`` maps
-    (kind, subject, check) -> record; ``registry`` gives the columns' short names and units."""
+    (kind, subject, check) -> record; ``registry`` gives the columns' short names and units;
+    ``demo`` the demo's explanations, ``[(checkpoint id, text)]``, when the run audits it."""
     shorts = {
         pid: p.item.get("short", pid)
         for pid, p in (registry.pitfalls.items() if registry is not None else ())
@@ -184,8 +204,9 @@ def summary_lines(
             lines.append("  Γ mean = the layer-mean Γ, the headline number.")
         if claims:
             lines.append("  reproduces = the claim's value, obtained vs stated.")
+    lines += _cell_error_lines(records)
     lines += _fit_lines(records, ckpts)
-    lines += _demo_lines(records, demo_verdicts(records, opts, pitfall_ids))
+    lines += _demo_lines(records, demo or [])
     for (kind, _subject, check), rec in records.items():
         if kind == "known_answer":
             lines.append(
