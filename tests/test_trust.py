@@ -16,7 +16,12 @@ from credit_audit.checklist import checklist_item, default_thresholds
 from credit_audit.claims import Claim, ClaimVerifier
 from credit_audit.metrics import cosine_unclamped, pearson_rows
 from credit_audit.options import AuditOptions
-from credit_audit.pitfalls import bs_specificity, calibration_anchors, layer0_dominance
+from credit_audit.pitfalls import (
+    _anchors_text,
+    bs_specificity,
+    calibration_anchors,
+    layer0_dominance,
+)
 from credit_audit.pitfalls.calibration_anchors import AnchorsResult
 from credit_audit.registry import default_registry
 from tests.helpers import audit_session, small_model
@@ -216,7 +221,7 @@ def test_pure_noise_at_small_n_does_not_fail(tmp_path):
             fwd64.hs, fwd64.grads, fwd64.signal, fwd64.forward_from, seed=seed,
         )  # fmt: skip
         ses += r.rho["fp32"]["negative_se"]
-        findings = calibration_anchors._findings("ρ", r.rho["fp32"], default_thresholds(ANCHORS))
+        findings = _anchors_text._findings("ρ", r.rho["fp32"], default_thresholds(ANCHORS))
         statuses += [f[2] for f in findings if f[1] == "ρ(rand)"]
     assert "FAIL" not in statuses
     # a pure-noise sample's ρ scatters by 1/sqrt(M - 1) over its M = 32 directions, plus the
