@@ -107,7 +107,7 @@ def test_alternative_generators_are_placed_against_the_same_band():
 def test_the_bulk_null_in_chunks_of_samples_equals_the_whole(monkeypatch):
     """A large state: the null runs a chunk of samples (and of draws) at a time, with the same
     numbers (the null's stream does not depend on how its draws are chunked)."""
-    from credit_audit.rules import dfa
+    from credit_audit.rules import dfa_null
 
     gen = torch.Generator().manual_seed(5)
     n, c = 50, 4
@@ -115,10 +115,10 @@ def test_the_bulk_null_in_chunks_of_samples_equals_the_whole(monkeypatch):
     grads = [torch.randn(n, d, generator=gen) for d in (12, 20, 20)]
     shapes = [(12, c), (20, c)]
     whole = bulk_null(e, grads, shapes, 40, seed=3)
-    monkeypatch.setattr(dfa, "LARGE_ELEMENTS", 20 * c * 7)  # 7 samples per chunk; draws intact
-    monkeypatch.setattr(dfa, "CHUNK", 1)  # compare draw by draw
+    monkeypatch.setattr(dfa_null, "LARGE_ELEMENTS", 20 * c * 7)  # 7 samples per chunk; draws intact
+    monkeypatch.setattr(dfa_null, "CHUNK", 1)  # compare draw by draw
     chunked = bulk_null(e, grads, shapes, 40, seed=3)
-    monkeypatch.setattr(dfa, "LARGE_ELEMENTS", 1 << 25)
+    monkeypatch.setattr(dfa_null, "LARGE_ELEMENTS", 1 << 25)
     by_draw = bulk_null(e, grads, shapes, 40, seed=3)
     assert torch.allclose(chunked, by_draw, atol=1e-12)
     assert torch.allclose(whole, chunked, atol=1e-12)

@@ -47,11 +47,11 @@ def results(pytester):
 def test_an_exception_of_the_users_model_is_one_error_per_check(pytester, ckpts, monkeypatch):
     folder, good = ckpts
     calls = []
-    from credit_audit.audit import checkpoint_audit
+    from credit_audit.audit import model_choice
 
-    real = checkpoint_audit.build_model
+    real = model_choice.build_model
     monkeypatch.setattr(
-        checkpoint_audit, "build_model", lambda *a, **k: calls.append(1) or real(*a, **k)
+        model_choice, "build_model", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
     pytester.makepyfile(badmodels=BAD_MODEL)
     pytester.syspathinsert()
