@@ -74,7 +74,7 @@ class AuditHooks:
         if self.run.partial is None or hasattr(session.config, "workerinput"):
             return
         from credit_audit.factory import demo_explanations  # a killed demo run's page says it
-        from credit_audit.report.json_writer import environment
+        from credit_audit.report.json_writer import environment, run_thresholds
         from credit_audit.report.partial import recover
 
         run, registry, opts = self.run, self.run.registry, self.run.opts
@@ -87,9 +87,7 @@ class AuditHooks:
                 "json": opts.json,
                 "html": opts.html,
                 "options": opts.deciding(),
-                "thresholds": {
-                    p: registry.thresholds(p, opts.thresholds) for p in registry.pitfalls
-                },
+                "thresholds": run_thresholds(registry, opts),
                 "claim_items": run.claim_items(),
                 "plan": run.shard_plan(),
                 "shard": list(opts.shard) if opts.shard else None,

@@ -34,14 +34,8 @@ __all__ = [
 CLAIM_CODE_FIELDS = ("model", "rule", "loss", "data")
 #: the checkpoint config's fields that the audit acts on and that could name code
 CONFIG_CODE_FIELDS = ("rule", "loss")
-#: the options whose value may be ``module:function`` (the fields of :class:`AuditOptions`)
-_OPTION_FLAGS = {
-    "model": "--model",
-    "rule": "--rule",
-    "loss": "--loss",
-    "data": "--data",
-    "metric": "--audit-metric",
-}
+#: the options whose value may be ``module:function`` (their flags: the options table's)
+_CODE_OPTIONS = ("model", "rule", "loss", "data", "metric")
 _BUILTIN_DATA = ("digits", "cifar10")
 
 
@@ -97,7 +91,7 @@ class CodeTrust:
         named_by = getattr(opts, "named_by", {}) or {}
         own = {
             target
-            for field in _OPTION_FLAGS
+            for field in _CODE_OPTIONS
             if named_by.get(field, USER).user
             and (target := code_target(field, getattr(opts, field, None)))
         }
@@ -144,7 +138,7 @@ class CodeTrust:
             f"{where} is {value!r}, code named by {author}, and nothing a file names is "
             f"imported: {may}. If you trust module {module!r}, allow it with "
             f"--trust-code={module} (ini credit_audit_trusted_modules), or name the code "
-            f"yourself: {_OPTION_FLAGS[field]}={target} on the command line, or "
+            f"yourself: {_flag(field)}={target} on the command line, or "
             f"credit_audit_{field} in the ini file"
         )
 
@@ -158,6 +152,12 @@ def modules_to_trust(opts: Any) -> list[str]:
         if target is not None and target.partition(":")[0] not in out:
             out.append(target.partition(":")[0])
     return out
+
+
+def _flag(field: str) -> str:
+    from credit_audit.options import option  # the table imports this module: not at its top
+
+    return option(field).flag
 
 
 def config_refusals(config: Any, opts: Any, path: Any) -> list[str]:

@@ -20,6 +20,7 @@ __all__ = [
     "build_document",
     "environment",
     "not_audited",
+    "run_thresholds",
     "write_document",
     "write_json",
 ]
@@ -80,8 +81,13 @@ def build_document(
     records: dict, opts: Any, registry: Any, claim_items: list[str], complete: bool = True
 ) -> dict:
     """Assemble the results document from the run's records (keyed (kind, subject, check))."""
-    thresholds = {pid: registry.thresholds(pid, opts.thresholds) for pid in registry.pitfalls}
+    thresholds = run_thresholds(registry, opts)
     return assemble(records, opts.deciding(), thresholds, claim_items, complete, environment())
+
+
+def run_thresholds(registry: Any, opts: Any) -> dict:
+    """Each pitfall's thresholds under the run's overrides, in the registry's order."""
+    return {pid: registry.thresholds(pid, opts.thresholds) for pid in registry.pitfalls}
 
 
 def assemble(

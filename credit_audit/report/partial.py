@@ -151,13 +151,14 @@ def read(path: Path) -> tuple[dict, list]:
     return {**header, "skipped_lines": skipped, "selected": selected}, list(records.values())
 
 
-def rebuild(path: Path, reason: str = KILLED) -> tuple[dict, dict]:
+def rebuild(path: Path, reason: str = KILLED, contents: tuple | None = None) -> tuple[dict, dict]:
     """``(document, records)`` of a partial file: the JSON the run would have written for what
-    it finished, ``"complete": false`` with ``reason``, and what it did not audit."""
+    it finished, ``"complete": false`` with ``reason``, and what it did not audit
+    (``contents``: what :func:`read` gave, when the caller has read it already)."""
     from credit_audit.records import CheckRecord
     from credit_audit.report.json_writer import assemble, not_audited
 
-    header, raw = read(path)
+    header, raw = contents or read(path)
     try:
         found = [CheckRecord.from_json(r) for r in raw]
         plan = header["plan"]
@@ -196,10 +197,10 @@ def rebuild(path: Path, reason: str = KILLED) -> tuple[dict, dict]:
     return doc, records
 
 
-def outputs(path: Path) -> tuple[Path, Path | None]:
+def outputs(path: Path, header: dict | None = None) -> tuple[Path, Path | None]:
     """Where the run that left ``path`` would have written its JSON and its page (None: it
-    wrote none, pytest-html being inactive)."""
-    header, _ = read(path)
+    wrote none, pytest-html being inactive); ``header``: its header, when already read."""
+    header = header if header is not None else read(path)[0]
     json_path = Path(str(path)[: -len(SUFFIX)] if str(path).endswith(SUFFIX) else path)
     html = header.get("html")
     return json_path, Path(html) if isinstance(html, str) and html else None
@@ -283,7 +284,7 @@ def recover(
         return None
     try:
         header, raw = read(path)
-        doc, records = rebuild(path)
+        doc, records = rebuild(path, contents=(header, raw))
     except CreditAuditError as exc:
         aside = path.with_name(path.name + ".unreadable")
         path.replace(aside)
@@ -298,7 +299,7 @@ def recover(
         path.unlink()
         return f"credit_audit: the run started {started} was killed before it finished a check"
     stamp = re.sub(r"[^\w.-]", "", started.replace("+00:00", "Z")) or "unknown"
-    json_path, html = outputs(path)
+    json_path, html = outputs(path, header)
     json_out = json_path.with_name(f"{json_path.stem}.killed-{stamp}.json")
     html_out = html.with_name(f"{html.stem}.killed-{stamp}.html") if html else None
     write_reports(doc, records, json_out, html_out, "auto", explain_demo=explain_demo)
